@@ -1,0 +1,99 @@
+"""A recurrent layer over ``jax.lax.scan``: one cell run along the time axis."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from modjax.cells import CellConfig, RNNCell, carry_h, cell_step, declare_cell_params, zero_carry
+
+Array = jax.Array
+
+
+def _broadcast_keep(keep: Optional[Array], T: int, H: int) -> Optional[Array]:
+    """``None``, ``[H]`` or ``[T, H]`` keep vector -> ``None`` or ``[T, H]`` float32."""
+    if keep is None:
+        return None
+    keep = jnp.asarray(keep, jnp.float32)
+    if keep.ndim == 1:
+        keep = jnp.broadcast_to(keep, (T, H))
+    if keep.shape != (T, H):
+        raise ValueError(f"keep must have shape [{H}] or [{T}, {H}], got {keep.shape}")
+    return keep
+
+
+def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
+               pad_mask: Optional[Array] = None, keep: Optional[Array] = None,
+               u_mask: str = "paper", reverse: bool = False, return_gates: bool = False):
+    """Run one recurrent layer over a sequence.
+
+    Args:
+      cfg: the cell config.
+      params: the cell's params (``kernel``, ``recurrent_kernel``, ``bias``).
+      xs: ``[N, T, D]`` inputs.
+      initial_carry: ``h [N, H]`` or ``(h, c)``; zeros when ``None``.
+      pad_mask: ``[N, T]`` bool, ``True`` at real steps. At a masked step the carry (and the
+        output) is held from the previous step, as Keras does with ``mask_zero``.
+      keep: a module's keep vector, ``[H]`` (rolled) or ``[T, H]`` (per step), or ``None``.
+      u_mask: recurrent mask semantics, ``"paper"`` or ``"code"``.
+      reverse: run from the last step to the first (outputs stay in input order).
+      return_gates: also return the gate values of every step.
+
+    Returns:
+      ``(hs [N, T, H], final_carry)`` or, with ``return_gates``,
+      ``(hs, final_carry, gates [N, T, gH])``.
+    """
+    N, T, _ = xs.shape
+    H = cfg.units
+    carry0 = zero_carry(cfg, N, xs.dtype) if initial_carry is None else initial_carry
+    keep_t = _broadcast_keep(keep, T, H)
+    x_tm = jnp.swapaxes(xs, 0, 1)  # [T, N, D]
+    m_tm = None if pad_mask is None else jnp.swapaxes(jnp.asarray(pad_mask, bool), 0, 1)
+
+    def step(carry, inp):
+        x_t, k_t, m_t = inp
+        new_carry, gates = cell_step(cfg, params, carry, x_t, k_t, u_mask)
+        if m_t is not None:
+            new_carry = jax.tree_util.tree_map(
+                lambda n, o: jnp.where(m_t[:, None], n, o), new_carry, carry)
+        out = (carry_h(cfg, new_carry), gates) if return_gates else carry_h(cfg, new_carry)
+        return new_carry, out
+
+    final, ys = jax.lax.scan(step, carry0, (x_tm, keep_t, m_tm), reverse=reverse)
+    if return_gates:
+        hs, gates = ys
+        return jnp.swapaxes(hs, 0, 1), final, jnp.swapaxes(gates, 0, 1)
+    return jnp.swapaxes(ys, 0, 1), final
+
+
+class RNN(nn.Module):
+    """A recurrent layer (Flax module) with the cell's parameters at its own level.
+
+    Params: ``{"kernel": [D, gH], "recurrent_kernel": [H, gH], "bias": [gH]}``.
+
+    Call: ``layer(xs, initial_carry=None, pad_mask=None, keep=None, return_gates=False,
+    u_mask="paper")``
+    with ``xs [N, T, D]``; returns ``(outputs, final_carry)`` where ``outputs`` is
+    ``[N, T, H]`` with ``return_sequences`` and the last real step's ``h [N, H]`` without
+    (plus ``gates [N, T, gH]`` when ``return_gates``). See :func:`scan_layer`.
+    """
+
+    config: CellConfig
+    return_sequences: bool = True
+    reverse: bool = False
+
+    @nn.compact
+    def __call__(self, xs, initial_carry=None, pad_mask=None, keep=None, return_gates=False,
+                 u_mask: str = "paper"):
+        params = declare_cell_params(self, self.config, xs.shape[-1])
+        out = scan_layer(self.config, params, xs, initial_carry=initial_carry,
+                         pad_mask=pad_mask, keep=keep, u_mask=u_mask,
+                         reverse=self.reverse, return_gates=return_gates)
+        hs, final = out[0], out[1]
+        seq = hs if self.return_sequences else carry_h(self.config, final)
+        return (seq, final) + tuple(out[2:])
+
+
+__all__ = ["RNN", "RNNCell", "scan_layer", "declare_cell_params"]

@@ -1,0 +1,346 @@
+"""The paper's five input-output architectures, built from one recurrent stack.
+
+A model is fully described by a :class:`ModelConfig`; the decomposition reads the architecture
+from it, never from parameter shapes. Parameter tree (Keras-like names)::
+
+    embedding/embedding             [V, E]        (encoder-decoder: encoder_embedding,
+    rnn_0 … rnn_{L-1}/{kernel,recurrent_kernel,bias}  decoder_embedding, encoder_rnn_l,
+    dense/{kernel [H, C], bias [C]}                   decoder_rnn_l, dense)
+
+Architectures (``N`` examples, ``T`` = :attr:`ModelConfig.steps` recurrent steps):
+
+* ``one_to_one``:  Embedding → Flatten → RepeatVector(1) → RNN×L → Dense.  logits ``[N, C]``
+* ``many_to_one``: Embedding → RNN×L → (Dropout) → Dense on the last step.  ``[N, C]``
+* ``one_to_many``: Embedding → Flatten → RepeatVector(out_len) → RNN×L → Dense per step. ``[N, T, C]``
+* ``many_to_many``: Embedding → RNN×L → Dense per step.  ``[N, T, C]``
+* ``encoder_decoder``: the last encoder layer's final state is the initial state of the first
+  decoder layer; decoder RNN×L → Dense(target vocabulary) per step.  ``[N, T_out, V_t]``
+
+Decomposed modules run through the same code: ``keep`` (``[L, H]`` rolled or ``[L, T, H]`` per
+step; the decoder's layers for encoder-decoder) masks the matmul inputs and outputs of every
+recurrent layer (:func:`modjax.cells.cell_step`) and the rows of the next layer (paper
+semantics) and of the head (both semantics).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from modjax.cells import ACTIVATIONS, CELL_TABLE, GATE_ACTIVATIONS, CellConfig, zero_carry
+from modjax.data.base import IO_TYPES
+from modjax.layers import RNN
+
+Array = jax.Array
+
+ONE_OUTPUT = ("one_to_one", "many_to_one")
+MANY_OUTPUT = ("one_to_many", "many_to_many")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a model's architecture.
+
+    Attributes:
+      io: one of ``one_to_one``, ``many_to_one``, ``one_to_many``, ``many_to_many``,
+        ``encoder_decoder``.
+      cell: ``simple`` (vanilla RNN), ``lstm`` or ``gru``.
+      num_classes: output classes (encoder-decoder: the target vocabulary size).
+      vocab_size: Embedding input size (largest token id + 1).
+      in_len: input length in tokens.
+      out_len: output steps: RepeatVector count for ``one_to_many``; decoder length for
+        ``encoder_decoder``; ignored otherwise (``1`` / ``in_len``).
+      layers: stacked recurrent layers (the encoder and the decoder each have ``layers``).
+      units: ``H`` per recurrent layer.
+      embed_dim: Embedding width ``E``.
+      activation: ``tanh`` or ``relu``.
+      gate_activation: ``sigmoid`` or ``hard_sigmoid``.
+      reset_after: GRU form.
+      dropout: rate of the Dropout before the head (training only).
+      mask_zero: the Embedding masks token 0 (carry held over padded steps).
+      target_vocab_size: encoder-decoder only; defaults to ``num_classes``.
+    """
+
+    io: str
+    cell: str
+    num_classes: int
+    vocab_size: int
+    in_len: int
+    out_len: int = 1
+    layers: int = 1
+    units: int = 100
+    embed_dim: int = 50
+    activation: str = "tanh"
+    gate_activation: str = "sigmoid"
+    reset_after: bool = False
+    dropout: float = 0.0
+    mask_zero: bool = False
+
+    def __post_init__(self):
+        if self.io not in IO_TYPES:
+            raise ValueError(f"io must be one of {IO_TYPES}, got {self.io!r}")
+        if self.cell not in CELL_TABLE:
+            raise ValueError(f"cell must be one of {sorted(CELL_TABLE)}, got {self.cell!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.gate_activation not in GATE_ACTIVATIONS:
+            raise ValueError(
+                f"gate_activation must be one of {GATE_ACTIVATIONS}, got {self.gate_activation!r}")
+        for name in ("num_classes", "vocab_size", "in_len", "out_len", "layers", "units",
+                     "embed_dim"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    @property
+    def cell_config(self) -> CellConfig:
+        """The :class:`~modjax.cells.CellConfig` shared by every recurrent layer."""
+        return CellConfig(self.cell, self.units, self.activation, self.gate_activation,
+                          self.reset_after)
+
+    @property
+    def many_output(self) -> bool:
+        """True for one-to-many and many-to-many (one prediction per step)."""
+        return self.io in MANY_OUTPUT
+
+    @property
+    def steps(self) -> int:
+        """Recurrent steps of the decomposed stack (the decoder's for encoder-decoder)."""
+        if self.io == "one_to_one":
+            return 1
+        if self.io in ("one_to_many", "encoder_decoder"):
+            return self.out_len
+        return self.in_len
+
+    def to_json(self) -> str:
+        """The config as a JSON string (see :meth:`from_json`)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        """Inverse of :meth:`to_json`."""
+        return cls(**json.loads(text))
+
+
+def _check_keep(keep, cfg: ModelConfig):
+    if keep is None:
+        return None
+    keep = jnp.asarray(keep, jnp.float32)
+    L, H, T = cfg.layers, cfg.units, cfg.steps
+    if keep.shape not in ((L, H), (L, T, H)):
+        raise ValueError(f"keep must have shape [{L}, {H}] or [{L}, {T}, {H}] for this model, "
+                         f"got {keep.shape}")
+    return keep
+
+
+def _layer_keep(keep, l):
+    return None if keep is None else keep[l]
+
+
+def _rows(h, keep_l):
+    """Mask the out-edges of removed units: ``h [N, T, H] * keep_l ([H] or [T, H])``."""
+    return h if keep_l is None else h * keep_l
+
+
+class RNNModel(nn.Module):
+    """One of the paper's architectures, chosen by ``config.io`` (see the module docstring).
+
+    Call (classification / tagging)::
+
+        model.apply({"params": p}, x, keep=None, u_mask="paper", train=False,
+                    return_hidden=False, return_gates=False)
+
+    with ``x [N, in_len]`` int token ids. Encoder-decoder: ``model.apply(vars, src, dec_in, ...)``
+    with ``src [N, in_len]`` and ``dec_in [N, out_len]``.
+
+    Returns ``logits`` (``[N, C]`` or ``[N, T, C]``); with ``return_hidden`` the pair
+    ``(logits, {"hidden": [L, N, T, H], "gates": [L, N, T, gH] (with return_gates)})`` for the
+    decomposed stack (the decoder's for encoder-decoder). Dropout needs an rng named
+    ``"dropout"`` when ``train=True``.
+    """
+
+    config: ModelConfig
+
+    def setup(self):
+        c = self.config
+        cc = c.cell_config
+        if c.io == "encoder_decoder":
+            self.encoder_embedding = nn.Embed(c.vocab_size, c.embed_dim)
+            self.decoder_embedding = nn.Embed(c.num_classes, c.embed_dim)
+            self.encoder_rnn = [RNN(cc) for _ in range(c.layers)]
+            self.decoder_rnn = [RNN(cc) for _ in range(c.layers)]
+        else:
+            self.embedding = nn.Embed(c.vocab_size, c.embed_dim)
+            self.rnn = [RNN(cc) for _ in range(c.layers)]
+        self.drop = nn.Dropout(c.dropout)
+        self.dense = nn.Dense(c.num_classes)
+
+    # -- shared recurrent stack ---------------------------------------------------------
+    def _stack(self, layers, xs, pad_mask, keep, u_mask, initial_carries, return_gates):
+        """Run stacked layers; returns (top h [N,T,H], hidden list, gates list, finals)."""
+        hidden, gates, finals = [], [], []
+        h = xs
+        for l, layer in enumerate(layers):
+            k = _layer_keep(keep, l)
+            init = None if initial_carries is None else initial_carries[l]
+            out = layer(h, initial_carry=init, pad_mask=pad_mask, keep=k,
+                        return_gates=return_gates, u_mask=u_mask)
+            hs, final = out[0], out[1]
+            hidden.append(hs)
+            finals.append(final)
+            if return_gates:
+                gates.append(out[2])
+            # Out-edges into the next recurrent layer: removed in the paper's semantics only.
+            h = _rows(hs, k) if (u_mask == "paper" and l + 1 < len(layers)) else hs
+        return h, hidden, gates, finals
+
+    def _embed_inputs(self, x):
+        c = self.config
+        e = self.embedding(x)  # [N, in_len, E]
+        if c.io in ("one_to_one", "one_to_many"):
+            flat = e.reshape(e.shape[0], -1)
+            return jnp.repeat(flat[:, None, :], c.steps, axis=1), None
+        pad = (x != 0) if c.mask_zero else None
+        return e, pad
+
+    def _head(self, h_top, keep, train):
+        """Dense on the (row-masked) top hidden states ``[N, T, H]`` -> ``[N, T, C]``."""
+        c = self.config
+        k = None if keep is None else keep[c.layers - 1]
+        h = _rows(h_top, k)
+        h = self.drop(h, deterministic=not train)
+        return self.dense(h)
+
+    def __call__(self, x, dec_in=None, *, keep=None, u_mask: str = "paper", train: bool = False,
+                 return_hidden: bool = False, return_gates: bool = False):
+        c = self.config
+        keep = _check_keep(keep, c)
+        if keep is not None and keep.ndim == 2:
+            keep = jnp.broadcast_to(keep[:, None, :], (c.layers, c.steps, c.units))
+        if c.io == "encoder_decoder":
+            if dec_in is None:
+                raise ValueError("dec_in (decoder input ids [N, out_len]) is required for an "
+                                 "encoder_decoder model")
+            enc_final = self.encode(x)
+            logits, aux = self.decode(dec_in, [enc_final] + [None] * (c.layers - 1), keep=keep,
+                                      u_mask=u_mask, train=train, return_gates=return_gates)
+        else:
+            xs, pad = self._embed_inputs(x)
+            h_top, hidden, gates, _ = self._stack(self.rnn, xs, pad, keep, u_mask, None,
+                                                  return_gates)
+            logits = self._head(h_top, keep, train)
+            if c.io in ONE_OUTPUT:
+                logits = logits[:, -1]
+            aux = {"hidden": jnp.stack(hidden)}
+            if return_gates:
+                aux["gates"] = jnp.stack(gates)
+        return (logits, aux) if return_hidden else logits
+
+    # -- encoder-decoder pieces (also used by greedy decoding) ---------------------------
+    def encode(self, src):
+        """Encoder pass: ``src [N, in_len]`` -> final carry of the last encoder layer."""
+        c = self.config
+        e = self.encoder_embedding(src)
+        pad = (src != 0) if c.mask_zero else None
+        _, _, _, finals = self._stack(self.encoder_rnn, e, pad, None, "paper", None, False)
+        return finals[-1]
+
+    def decode(self, dec_in, carries, *, keep=None, u_mask="paper", train=False,
+               return_gates=False, return_carries=False):
+        """Decoder pass from given carries.
+
+        Args:
+          dec_in: ``[N, T]`` decoder input ids (``T = 1`` for one greedy step).
+          carries: list of ``L`` carries (``None`` = zeros); the first is the encoder's state.
+          keep: ``[L, T, H]`` for these ``T`` steps, or ``None``.
+
+        Returns:
+          ``(logits [N, T, V], aux)``; with ``return_carries`` also the final carries.
+        """
+        c = self.config
+        e = self.decoder_embedding(dec_in)
+        pad = (dec_in != 0) if c.mask_zero else None
+        h_top, hidden, gates, finals = self._stack(self.decoder_rnn, e, pad, keep, u_mask,
+                                                   carries, return_gates)
+        logits = self._head(h_top, keep, train)
+        aux = {"hidden": jnp.stack(hidden)}
+        if return_gates:
+            aux["gates"] = jnp.stack(gates)
+        if return_carries:
+            return logits, aux, finals
+        return logits, aux
+
+
+def init_params(config: ModelConfig, seed: int = 0) -> dict:
+    """Fresh parameters for ``config`` (Keras initialisers), as a plain nested dict."""
+    model = RNNModel(config)
+    x = jnp.ones((1, config.in_len), jnp.int32)
+    if config.io == "encoder_decoder":
+        variables = model.init(jax.random.PRNGKey(seed), x, jnp.ones((1, config.out_len),
+                                                                     jnp.int32))
+    else:
+        variables = model.init(jax.random.PRNGKey(seed), x)
+    return jax.tree_util.tree_map(lambda a: a, dict(variables["params"]))
+
+
+def apply_model(config: ModelConfig, params, x, dec_in=None, **kwargs):
+    """``RNNModel(config).apply({"params": params}, x, dec_in, **kwargs)`` (see RNNModel)."""
+    return RNNModel(config).apply({"params": params}, x, dec_in, **kwargs)
+
+
+def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
+                  keep=None, u_mask: str = "paper", end_ids: Optional[Array] = None):
+    """Greedy decoding as one scan with an incremental decoder state.
+
+    Args:
+      config: an ``encoder_decoder`` config.
+      params: model params.
+      src: ``[N, in_len]`` source ids.
+      start_ids: ``[N]`` the first decoder token of each example (``[start_ℓ]``).
+      keep: decoder keep vectors ``[L, H]`` or ``[L, out_len, H]`` of one module, or ``None``.
+      u_mask: mask semantics.
+      end_ids: ``[N]`` tokens after which an example only emits padding (0), or ``None``.
+
+    Returns:
+      ``[N, out_len]`` int32 generated ids (the tokens after ``start_ids``).
+    """
+    if config.io != "encoder_decoder":
+        raise ValueError(f"greedy_decode needs an encoder_decoder config, got io={config.io!r}")
+    model = RNNModel(config)
+    variables = {"params": params}
+    keep = _check_keep(keep, config)
+    T = config.out_len
+    if keep is not None and keep.ndim == 2:
+        keep = jnp.broadcast_to(keep[:, None, :], (config.layers, T, config.units))
+    enc = model.apply(variables, src, method=RNNModel.encode)
+    N = src.shape[0]
+    carries = [enc] + [zero_carry(config.cell_config, N) for _ in range(config.layers - 1)]
+    keep_tm = None if keep is None else jnp.swapaxes(keep, 0, 1)  # [T, L, H]
+    ends = jnp.full((N,), -1, jnp.int32) if end_ids is None else jnp.asarray(end_ids, jnp.int32)
+
+    def step(state, k_t):
+        carries, tok, done = state
+        kt = None if k_t is None else k_t[:, None, :]
+        logits, _, carries = model.apply(variables, tok[:, None], carries, keep=kt,
+                                         u_mask=u_mask, return_carries=True,
+                                         method=RNNModel.decode)
+        nxt = jnp.argmax(logits[:, 0], axis=-1).astype(jnp.int32)
+        nxt = jnp.where(done, 0, nxt)
+        done = done | (nxt == ends)
+        return (carries, nxt, done), nxt
+
+    init = (carries, jnp.asarray(start_ids, jnp.int32), jnp.zeros((N,), bool))
+    xs = keep_tm if keep_tm is not None else jnp.zeros((T, 0))
+    if keep_tm is None:
+        _, out = jax.lax.scan(lambda s, _x: step(s, None), init, xs)
+    else:
+        _, out = jax.lax.scan(step, init, xs)
+    return jnp.swapaxes(out, 0, 1)

@@ -1,0 +1,59 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from modjax.cells import CellConfig
+from modjax.layers import RNN, scan_layer
+from tests import numpy_ref as ref
+from tests.test_cells import VARIANTS, _init
+
+
+@pytest.mark.parametrize("cell,activation,gate,reset_after", VARIANTS)
+@pytest.mark.parametrize("padded,reverse", [(False, False), (True, False), (False, True),
+                                            (True, True)])
+def test_scan_layer_matches_float64_loop(cell, activation, gate, reset_after, padded, reverse):
+    cfg = CellConfig(cell, 5, activation, gate, reset_after)
+    p = _init(cfg, 4, seed=3)
+    rng = np.random.default_rng(7)
+    xs = rng.normal(size=(3, 6, 4)).astype(np.float32)
+    pad = None
+    if padded:  # pre-padding of different lengths, plus a hole in the middle
+        pad = np.ones((3, 6), bool)
+        pad[0, :2] = False
+        pad[1, :4] = False
+        pad[2, 3] = False
+    h0 = rng.normal(size=(3, 5)).astype(np.float32)
+    c0 = rng.normal(size=(3, 5)).astype(np.float32)
+    init = (jnp.asarray(h0), jnp.asarray(c0)) if cell == "lstm" else jnp.asarray(h0)
+    hs, final = scan_layer(cfg, p, jnp.asarray(xs), initial_carry=init, pad_mask=pad,
+                           reverse=reverse)
+    want, h_last, c_last = ref.run(cell, p, xs, h0, c0, pad=pad, reverse=reverse,
+                                   activation=activation, gate=gate, reset_after=reset_after)
+    np.testing.assert_allclose(np.asarray(hs), want, atol=1e-5, rtol=0)
+    fh = final[0] if cell == "lstm" else final
+    np.testing.assert_allclose(np.asarray(fh), h_last, atol=1e-5, rtol=0)
+    if cell == "lstm":
+        np.testing.assert_allclose(np.asarray(final[1]), c_last, atol=1e-5, rtol=0)
+
+
+def test_rnn_module_return_sequences_and_gates():
+    cfg = CellConfig("lstm", 4)
+    xs = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 3)), jnp.float32)
+    layer = RNN(cfg, return_sequences=False)
+    v = layer.init(jax.random.PRNGKey(0), xs)
+    assert set(v["params"]) == {"kernel", "recurrent_kernel", "bias"}
+    last, final, gates = layer.apply(v, xs, return_gates=True)
+    seq, _ = RNN(cfg).apply(v, xs)
+    np.testing.assert_allclose(np.asarray(last), np.asarray(seq[:, -1]), atol=0)
+    assert gates.shape == (2, 5, 16)
+    # o gate * tanh(c) reproduces h
+    o = gates[..., 12:]
+    assert np.all((np.asarray(o) >= 0) & (np.asarray(o) <= 1))
+
+
+def test_keep_shape_error():
+    cfg = CellConfig("simple", 4)
+    p = _init(cfg, 3, 0)
+    with pytest.raises(ValueError, match="keep"):
+        scan_layer(cfg, p, jnp.zeros((2, 5, 3)), keep=jnp.ones((3, 4)))
