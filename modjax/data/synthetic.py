@@ -11,11 +11,11 @@ The tasks stand in for the datasets of the paper:
   (Clinc-like, 15 steps): *templated intents*. Several class keywords appear among filler
   words; the label is the class of the **first** keyword. Bag-of-words sees which classes
   occur but not which came first. 3% label noise.
-* ``one_to_many`` (toxic-like, 20 tokens in, 6 label steps out): attribute ``k`` (ids 2..7) is
-  active iff one of its trigger words occurs **not directly after** a negation word; the label
-  sequence is the sorted list of active ids pre-padded with 0, or ``[0, .., 0, 1]`` ("clean").
-  Negations also occur before filler words, so counting them does not help. 2% of examples
-  have one attribute flipped.
+* ``one_to_many`` (toxic-like, 20 tokens in, 6 label steps out): a comment is quoted text
+  followed by a reply (its last 8 words); attribute ``k`` (ids 2..7) is active iff one of its
+  trigger words occurs **in the reply**. The label sequence is the sorted list of active ids
+  pre-padded with 0, or ``[0, .., 0, 1]`` ("clean"). Bag-of-words sees the triggers but not
+  where they are. 2% of examples have one attribute flipped.
 * ``many_to_many`` (POS-like tagging, 15 steps): a hidden Markov grammar over 7 tags with many
   ambiguous words (``run`` is a noun after ``the`` and a verb after ``they``). Some ambiguities
   are resolved only by the *next* word, so a left-to-right model stays below 100%; the best
@@ -97,7 +97,6 @@ _TOXIC_TRIGGERS = (
     ("idiot", "stupid"),
     ("bigot", "racist"),
 )
-_TOXIC_NEGATIONS = ("not", "never", "no")
 _TOXIC_FILLERS = (
     "the", "a", "this", "that", "article", "page", "edit", "you", "your", "i", "we", "is",
     "are", "was", "be", "it", "of", "to", "and", "in", "for", "on", "talk", "user", "please",
@@ -266,69 +265,57 @@ def _intent_rule(x: np.ndarray, keywords, fillers) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# one_to_many: toxic-like attributes, active iff a trigger occurs not right after a negation.
+# one_to_many: toxic-like attributes, judged on the reply (the last words) only.
 # ---------------------------------------------------------------------------------------------
 
 def make_one_to_many(*, n_train: int = 4000, n_test: int = 1000, seed: int = 0,
-                     seq_len: int = 20, min_len: int = 10,
-                     n_triggers_p=(0.15, 0.25, 0.25, 0.2, 0.15), p_negated: float = 0.5,
-                     p_stray_negation: float = 0.15, noise: float = 0.02) -> TaskData:
-    """Toxic-like 1:N task: which of 6 attributes (ids 2..7) are active.
+                     seq_len: int = 20, min_len: int = 12, reply_len: int = 8,
+                     n_triggers_p=(0.05, 0.1, 0.15, 0.2, 0.2, 0.15, 0.15),
+                     noise: float = 0.02) -> TaskData:
+    """Toxic-like 1:N task: which of 6 attributes (ids 2..7) the reply shows.
 
-    Attribute ``k`` is active iff one of its trigger words occurs not directly after a
-    negation word. ``n_triggers_p[k]`` = P(k trigger words); each is negated with probability
-    ``p_negated``; other words are preceded by a (harmless) negation with probability
-    ``p_stray_negation``. A fraction ``noise`` of the examples has one attribute flipped.
+    A comment is quoted text followed by a reply of the last ``reply_len`` words. Attribute
+    ``k`` is active iff one of its trigger words occurs **in the reply**; triggers in the
+    quoted part do not count. Trigger words are spread uniformly over the comment, so a
+    bag-of-words sees them but not where they are. ``n_triggers_p[k]`` = P(k trigger words,
+    attributes drawn with replacement). A fraction ``noise`` of the examples has one
+    attribute flipped.
 
-    ``x: [N, seq_len]`` int32 pre-padded; ``y: [N, 6]`` int32: the sorted active ids
-    pre-padded with 0, or ``[0, 0, 0, 0, 0, 1]`` when none is active (1 = clean).
+    ``x: [N, seq_len]`` int32 pre-padded (so the reply is always ``x[:, -reply_len:]``);
+    ``y: [N, 6]`` int32: the sorted active ids pre-padded with 0, or ``[0, 0, 0, 0, 0, 1]``
+    when none is active (1 = clean).
     """
     _check_sizes(n_train, n_test)
-    for nm, p in (("p_negated", p_negated), ("p_stray_negation", p_stray_negation),
-                  ("noise", noise)):
-        _check_prob(nm, p)
-    if not 2 <= min_len <= seq_len:
-        raise ValueError(f"min_len must be in [2, seq_len={seq_len}], got {min_len}")
+    _check_prob("noise", noise)
+    if not 1 <= reply_len < min_len <= seq_len:
+        raise ValueError(f"need 1 <= reply_len < min_len <= seq_len={seq_len}, got "
+                         f"reply_len={reply_len}, min_len={min_len}")
     max_trig = len(n_triggers_p) - 1
-    if max_trig > min_len // 2:
-        raise ValueError(f"n_triggers_p allows {max_trig} triggers but min_len={min_len} has "
-                         f"only {min_len // 2} two-word slots")
+    if max_trig > min_len:
+        raise ValueError(f"n_triggers_p allows {max_trig} triggers, more than min_len={min_len}")
     n_attr, out_len = len(_TOXIC_TRIGGERS), 6
-    vocab = _vocab([w for ws in _TOXIC_TRIGGERS for w in ws] + list(_TOXIC_NEGATIONS)
-                   + list(_TOXIC_FILLERS))
+    vocab = _toxic_vocab()
     trig_ids = np.array([[vocab[w] for w in ws] for ws in _TOXIC_TRIGGERS])
-    neg_ids = np.array([vocab[w] for w in _TOXIC_NEGATIONS])
     filler_ids = np.array([vocab[w] for w in _TOXIC_FILLERS])
 
     rng = np.random.default_rng(seed)
     n = n_train + n_test
     steps = np.arange(seq_len)[None, :]
     lengths = rng.integers(min_len, seq_len + 1, size=n)
-    n_slots = lengths // 2
-    # Two-word slots [pre, word]; with an odd length the slots start 0 or 1 word late.
-    slot_start = seq_len - lengths + rng.integers(0, 2, size=n) * (lengths % 2)
+    pad = steps < (seq_len - lengths)[:, None]
     k = rng.choice(max_trig + 1, p=np.asarray(n_triggers_p, float), size=n)
     x = filler_ids[rng.integers(0, len(filler_ids), size=(n, seq_len))]
-    max_slots = seq_len // 2
-    slot_keys = rng.random((n, max_slots)) + (np.arange(max_slots)[None, :] >= n_slots[:, None])
-    slot_rank = np.argsort(np.argsort(slot_keys, axis=1), axis=1)   # random order of valid slots
-    is_trig = slot_rank < k[:, None]                                # [n, max_slots]
-    attr = rng.integers(0, n_attr, size=(n, max_slots))
-    trig_word = trig_ids[attr, rng.integers(0, trig_ids.shape[1], size=(n, max_slots))]
-    negated = is_trig & (rng.random((n, max_slots)) < p_negated)
-    stray = (~is_trig) & (np.arange(max_slots)[None, :] < n_slots[:, None]) \
-        & (rng.random((n, max_slots)) < p_stray_negation)
-    neg_word = neg_ids[rng.integers(0, len(neg_ids), size=(n, max_slots))]
-    pre_pos = np.minimum(slot_start[:, None] + 2 * np.arange(max_slots)[None, :], seq_len - 2)
-    rows = np.broadcast_to(np.arange(n)[:, None], is_trig.shape)
-    x[rows[is_trig], pre_pos[is_trig] + 1] = trig_word[is_trig]
-    put_neg = negated | stray
-    x[rows[put_neg], pre_pos[put_neg]] = neg_word[put_neg]
-    x = np.where(steps < (seq_len - lengths)[:, None], 0, x).astype(np.int32)
+    pos = np.argsort(rng.random((n, seq_len)) + pad, axis=1)[:, :max(max_trig, 1)]
+    used = np.arange(pos.shape[1])[None, :] < k[:, None]
+    attr = rng.integers(0, n_attr, size=pos.shape)
+    word = trig_ids[attr, rng.integers(0, trig_ids.shape[1], size=pos.shape)]
+    rows = np.broadcast_to(np.arange(n)[:, None], used.shape)
+    x[rows[used], pos[used]] = word[used]
+    x = np.where(pad, 0, x).astype(np.int32)
 
     active = np.zeros((n, n_attr), bool)
-    hit = is_trig & ~negated
-    np.logical_or.at(active, (rows[hit], attr[hit]), True)
+    hit = used & (pos >= seq_len - reply_len)
+    active[rows[hit], attr[hit]] = True
     flip = rng.random(n) < noise
     flip_attr = rng.integers(0, n_attr, size=n)
     active[np.nonzero(flip)[0], flip_attr[flip]] ^= True
@@ -338,9 +325,14 @@ def make_one_to_many(*, n_train: int = 4000, n_test: int = 1000, seed: int = 0,
         x_train=x[:n_train], y_train=y[:n_train], x_test=x[n_train:], y_test=y[n_train:],
         class_names=_TOXIC_CLASSES, vocab_size=len(vocab) + 1, in_len=seq_len,
         out_len=out_len, vocab=vocab,
-        notes=("toxic-like attributes: active iff a trigger occurs not right after a negation; "
-               f"{noise:.0%} of examples with one attribute flipped; x and y pre-padded"),
+        notes=(f"toxic-like attributes: active iff a trigger occurs in the last {reply_len} "
+               f"words (the reply); {noise:.0%} of examples with one attribute flipped; "
+               "x and y pre-padded"),
     )
+
+
+def _toxic_vocab() -> dict:
+    return _vocab([w for ws in _TOXIC_TRIGGERS for w in ws] + list(_TOXIC_FILLERS))
 
 
 def _toxic_labels(active: np.ndarray, out_len: int) -> np.ndarray:
@@ -353,23 +345,17 @@ def _toxic_labels(active: np.ndarray, out_len: int) -> np.ndarray:
     return y
 
 
-def _toxic_rule(x: np.ndarray) -> np.ndarray:
-    """Noise-free labels ``[N, 6]`` of toxic-like inputs ``x: [N, T]``."""
-    vocab = _vocab([w for ws in _TOXIC_TRIGGERS for w in ws] + list(_TOXIC_NEGATIONS)
-                   + list(_TOXIC_FILLERS))
+def _toxic_rule(x: np.ndarray, reply_len: int) -> np.ndarray:
+    """Noise-free labels ``[N, 6]`` of toxic-like inputs ``x: [N, T]`` (pre-padded)."""
+    vocab = _toxic_vocab()
     attr_of = np.full(len(vocab) + 1, -1)
     for a, ws in enumerate(_TOXIC_TRIGGERS):
         attr_of[[vocab[w] for w in ws]] = a
-    is_neg = np.zeros(len(vocab) + 1, bool)
-    is_neg[[vocab[w] for w in _TOXIC_NEGATIONS]] = True
-    a = attr_of[x]
-    prev_neg = np.concatenate([np.zeros((x.shape[0], 1), bool), is_neg[x[:, :-1]]], axis=1)
-    hit = (a >= 0) & ~prev_neg
+    a = attr_of[x[:, -reply_len:]]
     active = np.zeros((x.shape[0], len(_TOXIC_TRIGGERS)), bool)
-    r, t = np.nonzero(hit)
+    r, t = np.nonzero(a >= 0)
     active[r, a[r, t]] = True
     return _toxic_labels(active, 6)
-
 
 # ---------------------------------------------------------------------------------------------
 # many_to_many: POS-like tagging from a hidden Markov grammar with ambiguous words.
@@ -612,13 +598,14 @@ def load_synthetic(io: str, *, n_train: int = 4000, n_test: int = 1000, seed: in
     return _MAKERS[io](n_train=n_train, n_test=n_test, seed=seed, **kw)
 
 
-def rule_predictions(data: TaskData, split: str = "test") -> np.ndarray:
+def rule_predictions(data: TaskData, split: str = "test", *, reply_len: int = 8) -> np.ndarray:
     """What the noise-free generating rule predicts for ``data``'s inputs: the ceiling.
 
     Shapes follow ``data.y_<split>``: ``[N]`` (one-output), ``[N, T_out]`` (one-to-many,
     many-to-many, encoder-decoder). For ``many_to_many`` this is the best possible
     left-to-right tagger (HMM forward filtering); for ``encoder_decoder`` the reference
-    translation with the first synonym of every word.
+    translation with the first synonym of every word. ``reply_len`` must match the one the
+    ``one_to_many`` task was made with.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -628,7 +615,7 @@ def rule_predictions(data: TaskData, split: str = "test") -> np.ndarray:
     if data.name == "synthetic_many_to_one":
         return _intent_rule(x, _CLINC_KEYWORDS, _CLINC_FILLERS)
     if data.name == "synthetic_one_to_many":
-        return _toxic_rule(x)
+        return _toxic_rule(x, reply_len)
     if data.name == "synthetic_many_to_many":
         return _pos_rule(x)
     if data.name == "synthetic_encoder_decoder":

@@ -144,11 +144,11 @@ def shuffle_split_indices(n: int, test_size: float, random_state: int):
     return perm[n_test:n_test + n_train], perm[:n_test]
 
 
-def hf_load(repo: str, **kwargs):
-    """``datasets.load_dataset(repo, **kwargs)`` (imported lazily; tests monkeypatch it)."""
+def hf_load(repo: str, *args, **kwargs):
+    """``datasets.load_dataset(repo, *args, **kwargs)`` (imported lazily; tests monkeypatch it)."""
     import datasets
 
-    return datasets.load_dataset(repo, **kwargs)
+    return datasets.load_dataset(repo, *args, **kwargs)
 
 
 def synthetic(io: str, **kwargs):

@@ -25,6 +25,7 @@ Keras behaviours reproduced on purpose (they decide which id a word gets):
 """
 from __future__ import annotations
 
+import collections
 import re
 import string
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
@@ -53,8 +54,14 @@ def text_to_word_sequence(text: str, filters: str = DEFAULT_FILTERS, lower: bool
     if lower:
         text = text.lower()
     if filters:
-        text = text.translate(str.maketrans({c: split for c in filters}))
+        rx = _FILTER_RX.get(filters)
+        if rx is None:
+            rx = _FILTER_RX[filters] = re.compile("[" + re.escape(filters) + "]")
+        text = rx.sub(split, text)
     return [w for w in text.split(split) if w]
+
+
+_FILTER_RX: Dict[str, "re.Pattern"] = {}
 
 
 class Tokenizer:
@@ -107,15 +114,15 @@ class Tokenizer:
         May be called several times; counts accumulate and first-seen order is kept. Returns self.
         """
         _check_texts(texts)
-        counts = self.word_counts
-        docs = self.word_docs
+        counts = collections.Counter(self.word_counts)  # Counter keeps first-seen (insertion) order
+        docs = collections.Counter(self.word_docs)
         for text in texts:
             self.document_count += 1
             seq = self._words(text)
-            for w in seq:
-                counts[w] = counts.get(w, 0) + 1
-            for w in set(seq):
-                docs[w] = docs.get(w, 0) + 1
+            counts.update(seq)
+            docs.update(set(seq))
+        self.word_counts = dict(counts)
+        self.word_docs = dict(docs)
         ordered = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)  # stable: ties keep first-seen order
         vocab = ([self.oov_token] if self.oov_token is not None else []) + [w for w, _ in ordered]
         self.word_index = dict(zip(vocab, range(1, len(vocab) + 1)))
@@ -125,22 +132,15 @@ class Tokenizer:
     def texts_to_sequences(self, texts: Iterable[TextOrTokens]) -> List[List[int]]:
         """Encode each text as a list of ids (variable length; see :func:`pad_sequences`)."""
         _check_texts(texts)
-        index = self.word_index
         num_words = self.num_words
-        oov_id = index.get(self.oov_token) if self.oov_token is not None else None
+        oov_id = self.word_index.get(self.oov_token) if self.oov_token is not None else None
+        # word -> emitted id (None = dropped): ids >= num_words become the OOV id or are dropped.
+        emit = {w: (i if not (num_words and i >= num_words) else oov_id) for w, i in self.word_index.items()}
         out = []
         for text in texts:
-            vect = []
-            for w in self._words(text):
-                i = index.get(w)
-                if i is not None:
-                    if num_words and i >= num_words:
-                        if oov_id is not None:
-                            vect.append(oov_id)
-                    else:
-                        vect.append(i)
-                elif self.oov_token is not None:
-                    vect.append(oov_id)
+            vect = [emit.get(w, oov_id) for w in self._words(text)]
+            if oov_id is None:
+                vect = [i for i in vect if i is not None]
             out.append(vect)
         return out
 
@@ -188,20 +188,26 @@ def pad_sequences(sequences: Sequence[Sequence[int]], maxlen: Optional[int] = No
 # --------------------------------------------------------------------------- TextVectorization
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
-_STRIP_ALL = str.maketrans("", "", string.punctuation)
-_STRIP_KEEP_BRACKETS = str.maketrans("", "", string.punctuation.replace("[", "").replace("]", "") + "\u00bf")
+_STRIP_ALL = re.compile("[" + re.escape(string.punctuation) + "]")
+_STRIP_KEEP_BRACKETS = re.compile(
+    "[" + re.escape(string.punctuation.replace("[", "").replace("]", "") + "\u00bf") + "]")
 _ASCII_WS = re.compile(r"[ \t\n\r\f\v]+")
+
+
+def _ascii_lower(text: str) -> str:
+    # tf.strings.lower without an encoding changes only A-Z.
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
 def standardize_lower_strip(text: str) -> str:
     """Keras's default ``lower_and_strip_punctuation``: ASCII lower-case, drop ASCII punctuation."""
-    return text.translate(_ASCII_LOWER).translate(_STRIP_ALL)
+    return _STRIP_ALL.sub("", _ascii_lower(text))
 
 
 def standardize_keep_brackets(text: str) -> str:
     """The paper's target-side standardisation: ASCII lower-case, drop ASCII punctuation and ``¿``
     but keep ``[`` and ``]`` (so ``[startfr]`` stays one token)."""
-    return text.translate(_ASCII_LOWER).translate(_STRIP_KEEP_BRACKETS)
+    return _STRIP_KEEP_BRACKETS.sub("", _ascii_lower(text))
 
 
 class TextVectorization:
@@ -223,8 +229,8 @@ class TextVectorization:
             raise ValueError(f"output_sequence_length must be None or a positive int, got {output_sequence_length!r}")
         named = {
             "lower_and_strip_punctuation": standardize_lower_strip,
-            "lower": lambda t: t.translate(_ASCII_LOWER),
-            "strip_punctuation": lambda t: t.translate(_STRIP_ALL),
+            "lower": _ascii_lower,
+            "strip_punctuation": lambda t: _STRIP_ALL.sub("", t),
             None: lambda t: t,
         }
         if callable(standardize):

@@ -1,0 +1,50 @@
+"""The paper's five datasets as :class:`TaskData`, and Keras-compatible text preprocessing.
+
+================  =========  ======================================  ==========================
+name              io         loader                                  local files (``$MODJAX_DATA``)
+================  =========  ======================================  ==========================
+``"mathqa"``      1:1        :func:`load_mathqa`                     ``mathqa/``
+``"clinc"``       M:1        :func:`load_clinc`                      ``clinc/``
+``"toxic"``       1:N        :func:`load_toxic`                      ``toxicity/``
+``"brown"``       M:N        :func:`load_brown`                      ``brown/``
+``"tatoeba"``     enc-dec    :func:`load_tatoeba`                    ``tatoeba/``
+================  =========  ======================================  ==========================
+
+Every loader takes ``source="local"`` (files under ``path``, default :func:`default_data_dir`),
+``"hf"`` (``datasets.load_dataset``) or ``"synthetic"`` (``modjax.data.synthetic.load_synthetic``).
+"""
+from modjax.data.base import TaskData, default_data_dir
+from modjax.data.brown import load_brown
+from modjax.data.clinc import load_clinc
+from modjax.data.mathqa import load_mathqa
+from modjax.data.shared_vocab import load_clinc_brown_shared, load_mathqa_toxic_shared
+from modjax.data.tatoeba import load_tatoeba, load_tatoeba_motivating
+from modjax.data.tokenizer import TextVectorization, Tokenizer, pad_sequences
+from modjax.data.toxic import load_toxic
+
+LOADERS = {"mathqa": load_mathqa, "clinc": load_clinc, "toxic": load_toxic, "brown": load_brown,
+           "tatoeba": load_tatoeba}
+IO_OF = {"mathqa": "one_to_one", "clinc": "many_to_one", "toxic": "one_to_many", "brown": "many_to_many",
+         "tatoeba": "encoder_decoder"}
+
+
+def load_dataset(name: str, source: str = "local", **kwargs) -> TaskData:
+    """Load a dataset by name (``"mathqa"``, ``"toxic"``, ``"clinc"``, ``"brown"``, ``"tatoeba"``).
+
+    ``kwargs`` go to the loader (e.g. ``path=``, ``max_len=``). Returns :class:`TaskData`.
+    """
+    if name not in LOADERS:
+        raise ValueError(f"name must be one of {tuple(LOADERS)}, got {name!r}")
+    return LOADERS[name](source=source, **kwargs)
+
+
+def load_synthetic(io: str, **kwargs):
+    """``modjax.data.synthetic.load_synthetic`` (imported lazily)."""
+    from modjax.data.synthetic import load_synthetic as _load
+
+    return _load(io, **kwargs)
+
+
+__all__ = ["TaskData", "default_data_dir", "load_dataset", "load_synthetic", "load_mathqa", "load_clinc",
+           "load_toxic", "load_brown", "load_tatoeba", "load_tatoeba_motivating", "load_mathqa_toxic_shared",
+           "load_clinc_brown_shared", "Tokenizer", "TextVectorization", "pad_sequences", "LOADERS", "IO_OF"]

@@ -1,0 +1,374 @@
+"""``decompose``: trace once, identify every class's concern, return a Decomposition.
+
+Pipeline (no Python loop over examples, steps or classes):
+
+1. **Sample** (host, vectorised over labels): the union of every class's positives (first
+   ``n_pos`` in data order, per output step for many-output models) and negatives.
+2. **Trace** (one jit-compiled scan of the original model over that union): hidden states
+   ``[L, U, T, H]`` (gate values ``[L, U, T, gH]`` in per-gate mode).
+3. **Concern** (same jit): per class and output step, positive/negative index sets by
+   ``jnp.nonzero(..., size=...)`` over the union, gathered observations, MAD-filtered means,
+   scores and the capped selection, ``vmap``-ed over classes and steps.
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from modjax import concern
+from modjax.cells import CELL_TABLE
+from modjax.checkpoint import to_plain_dict
+from modjax.data.base import TaskData
+from modjax.decomposition import Decomposition, DecomposeOptions, PRESETS
+from modjax.models import ModelConfig, RNNModel, apply_model, init_params
+
+Array = jax.Array
+
+
+def resolve_model(model) -> ModelConfig:
+    """A :class:`ModelConfig` from a config or an :class:`RNNModel`; TypeError otherwise."""
+    if isinstance(model, ModelConfig):
+        return model
+    if isinstance(model, RNNModel):
+        return model.config
+    raise TypeError("model must be a modjax ModelConfig or RNNModel (the decomposer reads the "
+                    f"architecture from it), got {type(model).__name__}")
+
+
+def check_params(config: ModelConfig, params) -> dict:
+    """Normalise the container (dict / FrozenDict / NNX pure dict) and check every shape.
+
+    Returns the params as nested plain dicts; raises ``ValueError`` naming the first leaf whose
+    path or shape does not match ``config``.
+    """
+    params = to_plain_dict(params)
+    if isinstance(params, dict) and set(params) == {"params"}:
+        params = params["params"]
+    want = jax.eval_shape(lambda: init_params(config))
+    want_flat = {jax.tree_util.keystr(p): v for p, v in
+                 jax.tree_util.tree_flatten_with_path(want)[0]}
+    got_flat = {jax.tree_util.keystr(p): v for p, v in
+                jax.tree_util.tree_flatten_with_path(params)[0]}
+    missing = sorted(set(want_flat) - set(got_flat))
+    extra = sorted(set(got_flat) - set(want_flat))
+    if missing or extra:
+        raise ValueError(f"params do not match the model config: missing {missing[:4]}, "
+                         f"unexpected {extra[:4]}")
+    for k, v in want_flat.items():
+        shape = tuple(np.shape(got_flat[k]))
+        if shape != tuple(v.shape):
+            raise ValueError(f"params{k} has shape {shape}, the model config needs "
+                             f"{tuple(v.shape)}")
+        if not jnp.issubdtype(jnp.asarray(got_flat[k]).dtype, jnp.floating):
+            raise ValueError(f"params{k} must be floating point, got "
+                             f"{jnp.asarray(got_flat[k]).dtype}")
+    return params
+
+
+def _as_labels(labels, shape_wo_class, num_classes, what="labels"):
+    y = np.asarray(labels)
+    if y.ndim == len(shape_wo_class) + 1 and y.shape[-1] == num_classes and y.shape[:-1] == \
+            tuple(shape_wo_class):
+        y = y.argmax(-1)  # one-hot
+    if y.shape != tuple(shape_wo_class):
+        raise ValueError(f"{what} must have shape {list(shape_wo_class)} (integer labels) or "
+                         f"{list(shape_wo_class) + [num_classes]} (one-hot), got "
+                         f"{list(np.shape(labels))}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.all(np.mod(y, 1) == 0):
+            y = y.astype(np.int64)
+        else:
+            raise ValueError(f"{what} must be integers, got dtype {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"{what} must lie in [0, {num_classes}), got [{y.min()}, {y.max()}]")
+    return y.astype(np.int32)
+
+
+def prepare_data(config: ModelConfig, data, num_classes: int):
+    """Normalise ``data`` to ``(x [N, in_len], dec [N, T] | None, slots [N, S])``.
+
+    ``data`` is a :class:`TaskData` (its train split) or ``(inputs, labels)``; encoder-decoder
+    takes ``((src, dec_in), concern)``. ``slots`` are the labels the samples are drawn by:
+    ``S = 1`` for one-output and encoder-decoder (the concern), ``S = T`` for many-output.
+    """
+    if isinstance(data, TaskData):
+        if config.io == "encoder_decoder":
+            data = ((data.x_train, data.decoder_input_train), data.concern_train)
+        else:
+            data = (data.x_train, data.y_train)
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError("data must be a modjax TaskData or a pair (inputs, labels), got "
+                        f"{type(data).__name__}")
+    inputs, labels = data
+    dec = None
+    if config.io == "encoder_decoder":
+        if not (isinstance(inputs, (tuple, list)) and len(inputs) == 2):
+            raise ValueError("data inputs for an encoder_decoder model must be a pair "
+                             "(src [N, in_len], dec_in [N, out_len])")
+        inputs, dec = inputs
+        dec = np.asarray(dec)
+    x = np.asarray(inputs)
+    if x.ndim != 2 or x.shape[1] != config.in_len:
+        raise ValueError(f"data inputs must have shape [N, {config.in_len}] (config.in_len), "
+                         f"got {list(x.shape)}")
+    if not np.issubdtype(x.dtype, np.integer):
+        raise ValueError(f"data inputs must be integer token ids, got dtype {x.dtype}")
+    if x.size and (x.min() < 0 or x.max() >= config.vocab_size):
+        raise ValueError(f"data inputs must lie in [0, {config.vocab_size}) (config.vocab_size), "
+                         f"got [{x.min()}, {x.max()}]")
+    N = x.shape[0]
+    if dec is not None:
+        if dec.shape != (N, config.out_len):
+            raise ValueError(f"decoder inputs must have shape [{N}, {config.out_len}], got "
+                             f"{list(dec.shape)}")
+        dec = dec.astype(np.int32)
+    if config.many_output:
+        y = _as_labels(labels, (N, config.steps), num_classes)
+    else:
+        y = _as_labels(labels, (N,), num_classes)[:, None]
+    return x.astype(np.int32), dec, y
+
+
+def sample_union(slots: np.ndarray, num_classes: int, n_pos: int, n_neg: int,
+                 neg_per_class: bool) -> np.ndarray:
+    """Bool ``[N]``: examples that are a positive or negative of some class at some slot.
+
+    Vectorised over examples, slots and classes with cumulative counts.
+    """
+    onehot = slots[:, :, None] == np.arange(num_classes)[None, None, :]  # [N, S, C]
+    rank_in = np.cumsum(onehot, axis=0) - 1
+    pos = onehot & (rank_in < n_pos)
+    if neg_per_class:
+        neg = onehot & (rank_in < n_neg)  # first n_neg of every class serve the others
+    else:
+        rank_out = np.cumsum(~onehot, axis=0) - 1
+        neg = ~onehot & (rank_out < n_neg)
+    return (pos | neg).any(axis=(1, 2))
+
+
+def _sample_indices(slots, real, c, n_pos, n_neg, neg_per_class, num_classes):
+    """Per slot: positive / negative indices into the union and their validity.
+
+    ``slots [U, S]``, ``real [U]`` -> ``pos_idx [S, n_pos]``, ``pos_ok [S, n_pos]``,
+    ``neg_idx [S, n_neg]``, ``neg_ok [S, n_neg]``.
+    """
+    def one_slot(y):
+        is_c = (y == c) & real
+        pos = is_c & (jnp.cumsum(is_c) - 1 < n_pos)
+        if neg_per_class:
+            own = jax.nn.one_hot(y, num_classes, dtype=jnp.int32) * real[:, None]
+            own_rank = jnp.take_along_axis(jnp.cumsum(own, axis=0) - 1,
+                                           jnp.clip(y, 0, num_classes - 1)[:, None], 1)[:, 0]
+            neg = ~is_c & real & (own_rank < n_neg)
+            n_neg_total = n_neg * (num_classes - 1)
+        else:
+            other = ~is_c & real
+            neg = other & (jnp.cumsum(other) - 1 < n_neg)
+            n_neg_total = n_neg
+        pi = jnp.nonzero(pos, size=n_pos, fill_value=0)[0]
+        ni = jnp.nonzero(neg, size=n_neg_total, fill_value=0)[0]
+        pok = jnp.arange(n_pos) < jnp.sum(pos)
+        nok = jnp.arange(n_neg_total) < jnp.sum(neg)
+        return pi, pok, ni, nok
+
+    return jax.vmap(one_slot, in_axes=1)(slots)
+
+
+def _observations(src, step_ok, idx, ok, many_output, unrolled, pool_all):
+    """Gather observations of one layer for one class.
+
+    Args:
+      src: ``[U, T, F]`` hidden states (or gates) of the union.
+      step_ok: ``[U, T]`` real (non-padded) steps.
+      idx, ok: ``[S, n]`` sample indices and validity per slot.
+
+    Returns:
+      ``obs [M, n', F]`` and ``valid [M, n']``: ``M = T`` unrolled, else 1.
+    """
+    T = src.shape[1]
+    if many_output:  # slot t samples are observed at step t
+        t = jnp.arange(T)
+        obs = src[idx, t[:, None]]  # [T, n, F]
+        valid = ok & step_ok[idx, t[:, None]]
+        if unrolled:
+            return obs, valid
+        return obs.reshape(1, -1, obs.shape[-1]), valid.reshape(1, -1)
+    i, o = idx[0], ok[0]
+    obs = src[i]  # [n, T, F]
+    valid = o[:, None] & step_ok[i]  # [n, T]
+    if unrolled:
+        return jnp.swapaxes(obs, 0, 1), valid.T
+    if pool_all:
+        return obs.reshape(1, -1, obs.shape[-1]), valid.reshape(1, -1)
+    return obs[None, :, -1], valid[None, :, -1]
+
+
+@functools.partial(jax.jit, static_argnames=("config", "options", "num_classes", "n_pos",
+                                             "n_neg", "neg_per_class"))
+def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
+                    options: DecomposeOptions, num_classes: int, n_pos: int, n_neg: int,
+                    neg_per_class: bool):
+    per_gate = options.gate_mode == "per_gate"
+    with jax.default_matmul_precision("highest"):
+        _, aux = apply_model(config, params, x, dec, return_hidden=True, return_gates=per_gate)
+    hidden = aux["hidden"]  # [L, U, T, H]
+    src = aux["gates"] if per_gate else hidden
+    finite = jnp.all(jnp.isfinite(hidden))
+    T = config.steps
+    if config.io == "encoder_decoder":
+        step_ok = dec != 0
+    elif config.mask_zero and config.io in ("many_to_one", "many_to_many"):
+        step_ok = x != 0
+    else:
+        step_ok = jnp.ones((x.shape[0], T), bool)
+    unrolled = options.mode == "unrolled"
+    pool_all = options.rolled_obs == "all_steps" or config.io == "encoder_decoder"
+    relu = config.activation == "relu" and config.cell == "simple"
+    H = config.units
+    k = concern.removal_count(options.max_remove, H)
+    spec = CELL_TABLE[config.cell]
+
+    def select(d):
+        if per_gate:
+            return concern.select_gates(d, k, spec.blocks, options.tie_ratio)
+        if relu:
+            return concern.select_relu(d, k, options.relu_threshold)
+        return concern.select_logistic(d, k, options.tie_ratio)
+
+    def score(p, pv, n, nv):
+        if per_gate:
+            return concern.gate_scores(p, pv, n, nv, spec.gate_kinds, H)
+        return concern.unit_scores(p, pv, n, nv, relu)
+
+    def per_class(c):
+        pi, pok, ni, nok = _sample_indices(slots, real, c, n_pos, n_neg, neg_per_class,
+                                           num_classes)
+
+        def per_layer(layer_src):
+            po, pv = _observations(layer_src, step_ok, pi, pok, config.many_output, unrolled,
+                                   pool_all)
+            no, nv = _observations(layer_src, step_ok, ni, nok, config.many_output, unrolled,
+                                   pool_all)
+            d = jax.vmap(score)(po, pv, no, nv)  # [M, F]
+            keep = jax.vmap(select)(d)
+            has = jnp.any(pv, axis=1) & jnp.any(nv, axis=1)  # [M]
+            keep = keep | ~has[:, None]
+            return keep, has
+
+        keep, has = jax.vmap(per_layer)(src)  # [L, M, F], [L, M]
+        return keep, has[0]
+
+    keep, has = jax.vmap(per_class)(jnp.arange(num_classes))  # [C, L, M, F], [C, M]
+    if not unrolled:
+        keep = keep[:, :, 0]
+    return keep, has, finite
+
+
+def decompose(params, data, *, model, class_names=None, preset: Optional[str] = None,
+              **options) -> Decomposition:
+    """Decompose a trained model into one module per class.
+
+    Args:
+      params: the trained params (dict, FrozenDict, ``{"params": ...}`` or an NNX model's
+        state as a pure dict), matching ``model``.
+      data: ``(inputs [N, in_len], labels)`` — labels ``[N]`` (one-output) or ``[N, T]``
+        (many-output), integer or one-hot — or a :class:`~modjax.data.base.TaskData` (its train
+        split). Encoder-decoder: ``((src, dec_in), concern [N])`` where ``concern`` is the target
+        language of each pair.
+      model: the :class:`~modjax.models.ModelConfig` (or :class:`~modjax.models.RNNModel`).
+      class_names: optional names (default: ``data.class_names`` or ``"0".."C-1"``).
+      preset: a named option set from :data:`modjax.decomposition.PRESETS`; explicit options
+        override it.
+      **options: fields of :class:`~modjax.decomposition.DecomposeOptions`.
+
+    Returns:
+      A :class:`~modjax.decomposition.Decomposition` with keep vectors ``[C, L, (T,) H]``.
+
+    Raises:
+      TypeError / ValueError naming the argument on a bad model, params, data or option; a
+      ``UserWarning`` lists classes (and steps) without positive examples, which keep all units.
+    """
+    config = resolve_model(model)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        options = {**PRESETS[preset], **options}
+    try:
+        opts = DecomposeOptions(**options)
+    except TypeError as e:
+        raise TypeError(f"unknown decompose option: {e}") from None
+    if opts.gate_mode == "per_gate" and config.cell == "simple":
+        raise ValueError("gate_mode='per_gate' needs an LSTM or GRU model; "
+                         f"model.cell is {config.cell!r}")
+    params = check_params(config, params)
+    if config.io == "encoder_decoder":
+        if class_names is None and isinstance(data, TaskData):
+            class_names = data.class_names
+        if class_names is None:
+            raise ValueError("class_names (the target languages) are required to decompose an "
+                             "encoder_decoder model from arrays")
+        num_classes = len(class_names)
+    else:
+        num_classes = config.num_classes
+        if class_names is None:
+            class_names = (data.class_names if isinstance(data, TaskData)
+                           and len(data.class_names) == num_classes
+                           else tuple(str(i) for i in range(num_classes)))
+    if len(class_names) != num_classes:
+        raise ValueError(f"class_names must have {num_classes} entries, got {len(class_names)}")
+    x, dec, slots = prepare_data(config, data, num_classes)
+    n_pos, n_neg, per_class = opts.resolved(config, num_classes)
+    union = sample_union(slots, num_classes, n_pos, n_neg, per_class)
+    idx = np.nonzero(union)[0]
+    U = len(idx)
+    bucket = max(128, int(2 ** np.ceil(np.log2(max(U, 1)))))  # few distinct compiled sizes
+    real = np.zeros(bucket, bool)
+    real[:U] = True
+
+    def padded(a):
+        if a is None:
+            return None
+        out = np.zeros((bucket,) + a.shape[1:], a.dtype)
+        out[:U] = a[idx]
+        return out
+
+    keep, has, finite = _decompose_core(
+        params, padded(x), padded(dec), padded(slots), real, config=config, options=opts,
+        num_classes=num_classes, n_pos=n_pos, n_neg=n_neg, neg_per_class=per_class)
+    if not bool(finite):
+        raise ValueError("the model's hidden states are not finite (NaN/inf) on the data: check "
+                         "params and inputs")
+    has_np = np.asarray(has)
+    if not has_np.all():
+        missing = [(class_names[c], int(m)) for c, m in zip(*np.nonzero(~has_np))]
+        where = "steps" if opts.mode == "unrolled" else "slots"
+        warnings.warn(f"no positive (or negative) examples for {len(missing)} (class, {where}) "
+                      f"pairs; those modules keep every unit there: {missing[:10]}",
+                      UserWarning, stacklevel=2)
+    return Decomposition(keep=keep, head_class=jnp.arange(num_classes, dtype=jnp.int32),
+                         has_positives=has, config=config, options=opts,
+                         class_names=tuple(class_names))
+
+
+def trace(params, inputs, *, model, dec_in=None, gates: bool = False):
+    """Hidden states of the original model at every layer and step (one jit-compiled scan).
+
+    Returns ``hidden [L, N, T, H]`` (and ``gates [L, N, T, gH]`` when ``gates``).
+    """
+    config = resolve_model(model)
+    params = check_params(config, params)
+
+    @functools.partial(jax.jit, static_argnums=(0, 4))
+    def run(cfg, p, x, d, g):
+        with jax.default_matmul_precision("highest"):
+            _, aux = apply_model(cfg, p, x, d, return_hidden=True, return_gates=g)
+        return aux
+
+    aux = run(config, params, jnp.asarray(inputs, jnp.int32),
+              None if dec_in is None else jnp.asarray(dec_in, jnp.int32), gates)
+    return (aux["hidden"], aux["gates"]) if gates else aux["hidden"]

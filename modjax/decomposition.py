@@ -1,0 +1,139 @@
+"""The :class:`Decomposition` pytree and its options."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import jax
+from flax import struct
+
+from modjax.models import ModelConfig
+
+MODES = ("rolled", "unrolled")
+ROLLED_OBS = ("last_step", "all_steps")
+GATE_MODES = ("unit", "per_gate")
+U_MASKS = ("paper", "code")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecomposeOptions:
+    """Options of :func:`modjax.decompose`, with the paper's defaults (spec §11.5).
+
+    Attributes:
+      mode: ``"rolled"`` (one keep vector per layer) or ``"unrolled"`` (one per layer and step).
+      rolled_obs: one-output models in rolled mode observe the ``"last_step"`` (the artifact)
+        or ``"all_steps"`` (the paper's Algorithm 1). Encoder-decoder always pools all steps.
+      max_remove: removal cap per layer; ``ceil(max_remove * H)`` units before the tie rule.
+      n_pos: positives per class (and per step for many-output models); default 500
+        (1000 for encoder-decoder).
+      n_neg: negatives; default ``ceil(n_pos / (C - 1))`` in total, and for encoder-decoder
+        500 from *each* other class.
+      gate_mode: ``"unit"`` (approach 2: a unit leaves every gate) or ``"per_gate"``
+        (approach 1: each gate column is scored and removed on its own; a unit is never removed
+        as a whole, so the recurrent kernel's rows — a unit's out-edges — are all kept, only the
+        removed gate columns lose their input, recurrent and bias weights).
+      u_mask: recurrent-kernel semantics: ``"code"`` (the artifact's, which produced the
+        published tables: an entry is dropped only if source and destination are removed) or
+        ``"paper"`` (entry kept iff both are kept).
+      tie_ratio: the tie rule's ratio (``d_min / d < tie_ratio``).
+      relu_threshold: ReLU models remove units with ``active_pos - active_neg <= threshold``.
+    """
+
+    mode: str = "rolled"
+    rolled_obs: str = "last_step"
+    max_remove: float = 0.05
+    n_pos: Optional[int] = None
+    n_neg: Optional[int] = None
+    gate_mode: str = "unit"
+    u_mask: str = "code"
+    tie_ratio: float = 1.1
+    relu_threshold: float = -0.5
+
+    def __post_init__(self):
+        for name, allowed in (("mode", MODES), ("rolled_obs", ROLLED_OBS),
+                              ("gate_mode", GATE_MODES), ("u_mask", U_MASKS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not 0.0 <= float(self.max_remove) <= 1.0:
+            raise ValueError(f"max_remove must be in [0, 1], got {self.max_remove!r}")
+        for name in ("n_pos", "n_neg"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+
+    def resolved(self, config: ModelConfig, num_classes: int):
+        """``(n_pos, n_neg, neg_per_class)`` for a model with ``num_classes`` concerns."""
+        encdec = config.io == "encoder_decoder"
+        n_pos = self.n_pos or (1000 if encdec else 500)
+        if encdec:
+            return n_pos, self.n_neg or 500, True
+        return n_pos, self.n_neg or int(math.ceil(n_pos / (num_classes - 1))), False
+
+
+#: The removal caps the authors' scripts use (spec §3.2), by cell, I/O type, mode and model
+#: depth (RNN-k). Use with ``max_remove=paper_script_max_remove(...)``.
+_LSTM_SCRIPT = {
+    ("one_to_one", "rolled"): {1: 0.20, 2: 0.10, 3: 0.10, 4: 0.07},
+    ("one_to_many", "unrolled"): {1: 0.20, 2: 0.10, 3: 0.10, 4: 0.20},
+    ("many_to_many", "unrolled"): {1: 0.10, 2: 0.05, 3: 0.05, 4: 0.05},
+}
+
+
+def paper_script_max_remove(cell: str, io: str, mode: str, layers: int) -> float:
+    """The ``max_remove`` the paper's script uses for this model (spec §3.2); 0.05 elsewhere."""
+    if cell == "lstm":
+        table = _LSTM_SCRIPT.get((io, mode))
+        if table is not None:
+            return table.get(layers, 0.05)
+    return 0.05
+
+
+PRESETS = {
+    "paper_text": {"max_remove": 0.20},
+    "artifact": {"max_remove": 0.05, "u_mask": "code", "rolled_obs": "last_step"},
+}
+
+
+@struct.dataclass
+class Decomposition:
+    """The result of :func:`modjax.decompose`: one module per class, as keep vectors.
+
+    Attributes:
+      keep: bool keep vectors, ``[C, L, H]`` (rolled) or ``[C, L, T, H]`` (unrolled); the last
+        axis is ``gH`` in ``per_gate`` mode. ``L``/``T`` are the decomposed stack's layers and
+        steps (the decoder's for encoder-decoder).
+      head_class: int32 ``[C]``, the class ``p`` each module answers for; its channelled head
+        scores ``sigmoid(z_p - z_q)`` with ``z_q`` the mean of the other classes' logits
+        (spec §2.5). Encoder-decoder modules are not channelled.
+      has_positives: bool ``[C, M]`` (``M = 1`` rolled, ``T`` unrolled): whether the class had
+        positive examples there; where not, the module keeps every unit.
+      config: the model's config (static).
+      options: the :class:`DecomposeOptions` used (static).
+      class_names: names of the classes (static).
+    """
+
+    keep: jax.Array
+    head_class: jax.Array
+    has_positives: jax.Array
+    config: ModelConfig = struct.field(pytree_node=False)
+    options: DecomposeOptions = struct.field(pytree_node=False)
+    class_names: tuple = struct.field(pytree_node=False)
+
+    @property
+    def num_modules(self) -> int:
+        """Number of modules ``C``."""
+        return int(self.keep.shape[0])
+
+    @property
+    def unrolled(self) -> bool:
+        return self.options.mode == "unrolled"
+
+    def unit_keep(self):
+        """Keep vectors per unit ``[C, L, (T,) H]`` (per gate: a unit counts as kept if any
+        of its gate columns is)."""
+        if self.options.gate_mode == "unit":
+            return self.keep
+        g = self.keep.shape[-1] // self.config.units
+        k = self.keep.reshape(self.keep.shape[:-1] + (g, self.config.units))
+        return k.any(axis=-2)

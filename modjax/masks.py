@@ -1,0 +1,84 @@
+"""Keep vectors -> boolean weight masks that mirror the params (derived on demand).
+
+A module's masks follow the chosen recurrent semantics (``decomp.options.u_mask``):
+
+* every recurrent layer: ``kernel`` and ``bias`` columns of removed gate columns are False
+  (``col = tile(keep, g)``); ``recurrent_kernel`` entry ``[i, j]`` is kept iff source ``i`` and
+  destination column ``j`` are kept (``"paper"``) or unless both are removed (``"code"``);
+* ``"paper"`` only: rows of the next recurrent layer's ``kernel`` that come from removed units;
+* the output ``dense/kernel`` rows of the last layer's removed units (both semantics).
+
+Unrolled decompositions give every masked leaf a leading step axis ``[T, ...]``.
+Embeddings, the encoder (encoder-decoder) and the dense bias are all True. The channelled
+head is not a mask: see :func:`modjax.compose.apply_masks`.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from modjax.cells import CELL_TABLE
+from modjax.checkpoint import to_plain_dict
+from modjax.decomposition import Decomposition
+
+
+def layer_prefix(config) -> str:
+    """Name prefix of the decomposed recurrent layers (``rnn_`` or ``decoder_rnn_``)."""
+    return "decoder_rnn_" if config.io == "encoder_decoder" else "rnn_"
+
+
+def split_keep(decomp: Decomposition, keep_l):
+    """``(source keep [.., H], destination columns [.., gH])`` of one layer's keep vector."""
+    cfg = decomp.config
+    g = CELL_TABLE[cfg.cell].blocks
+    if decomp.options.gate_mode == "per_gate":
+        return jnp.ones(keep_l.shape[:-1] + (cfg.units,), bool), keep_l
+    return keep_l, jnp.tile(keep_l, (1,) * (keep_l.ndim - 1) + (g,))
+
+
+def masks_for(decomp: Decomposition, c: int, params) -> dict:
+    """Boolean pytree mirroring ``params`` for module ``c`` (see the module docstring).
+
+    Args:
+      decomp: the decomposition.
+      c: module index in ``[0, C)``.
+      params: the base params (only their structure and shapes are read).
+
+    Returns:
+      A nested dict of bool arrays: the leaf's shape, or ``[T] + shape`` for masked leaves of an
+      unrolled decomposition.
+    """
+    C = decomp.num_modules
+    if not (isinstance(c, (int, np.integer)) and 0 <= c < C):
+        raise ValueError(f"c must be a module index in [0, {C}), got {c!r}")
+    cfg = decomp.config
+    params = to_plain_dict(params)
+    keep = jnp.asarray(decomp.keep[c], bool)  # [L, (T,) F]
+    masks = jax.tree_util.tree_map(lambda a: jnp.ones(np.shape(a), bool), params)
+    prefix = layer_prefix(cfg)
+    paper = decomp.options.u_mask == "paper"
+    lead = keep.shape[1:-1]  # () rolled or (T,) unrolled
+
+    def full(shape):
+        return jnp.ones(lead + tuple(shape), bool)
+
+    for l in range(cfg.layers):
+        name = f"{prefix}{l}"
+        src, col = split_keep(decomp, keep[l])
+        k_shape = np.shape(params[name]["kernel"])
+        kmask = full(k_shape) & col[..., None, :]
+        if paper and l > 0:
+            prev_src, _ = split_keep(decomp, keep[l - 1])
+            kmask = kmask & prev_src[..., :, None]
+        masks[name]["kernel"] = kmask
+        b_shape = np.shape(params[name]["bias"])
+        masks[name]["bias"] = full(b_shape) & (col[..., None, :] if len(b_shape) == 2 else col)
+        if paper:
+            u = src[..., :, None] & col[..., None, :]
+        else:
+            u = ~(~src[..., :, None] & ~col[..., None, :])
+        masks[name]["recurrent_kernel"] = u
+    last_src, _ = split_keep(decomp, keep[cfg.layers - 1])
+    masks["dense"]["kernel"] = full(np.shape(params["dense"]["kernel"])) & last_src[..., :, None]
+    return masks
