@@ -176,7 +176,8 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
       params: dict with ``kernel [D, gH]``, ``recurrent_kernel [H, gH]``, ``bias``.
       carry: ``h [N, H]`` or ``(h, c)`` for an LSTM.
       x: ``[N, D]`` the step's input.
-      keep: ``[H]`` float keep vector of the module, or ``None``.
+      keep: ``[H]`` float keep vector of the module (per unit), ``[gH]`` (per gate column:
+        only the columns are masked, every source unit is kept), or ``None``.
       u_mask: ``"paper"`` or ``"code"``.
 
     Returns:
@@ -190,7 +191,13 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
     bias = params["bias"]
     sig = _act(cfg.gate_activation)
     act = _act(cfg.activation)
-    col = None if keep is None else jnp.tile(keep, g)
+    if keep is None:
+        col = None
+    elif keep.shape[-1] == g * H and g > 1:  # per-gate keep: no unit is removed as a whole
+        col = keep
+        keep = jnp.ones((H,), keep.dtype)
+    else:
+        col = jnp.tile(keep, g)
 
     def inp(cols_slice, b):
         z = x @ kernel[:, cols_slice] + b

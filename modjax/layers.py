@@ -18,9 +18,10 @@ def _broadcast_keep(keep: Optional[Array], T: int, H: int) -> Optional[Array]:
         return None
     keep = jnp.asarray(keep, jnp.float32)
     if keep.ndim == 1:
-        keep = jnp.broadcast_to(keep, (T, H))
-    if keep.shape != (T, H):
-        raise ValueError(f"keep must have shape [{H}] or [{T}, {H}], got {keep.shape}")
+        keep = jnp.broadcast_to(keep, (T, keep.shape[0]))
+    if keep.ndim != 2 or keep.shape[0] != T or keep.shape[1] % H:
+        raise ValueError(f"keep must have shape [F] or [{T}, F] with F = {H} (units) or a "
+                         f"multiple (gate columns), got {keep.shape}")
     return keep
 
 

@@ -135,9 +135,10 @@ def _check_keep(keep, cfg: ModelConfig):
         return None
     keep = jnp.asarray(keep, jnp.float32)
     L, H, T = cfg.layers, cfg.units, cfg.steps
-    if keep.shape not in ((L, H), (L, T, H)):
-        raise ValueError(f"keep must have shape [{L}, {H}] or [{L}, {T}, {H}] for this model, "
-                         f"got {keep.shape}")
+    F = keep.shape[-1] if keep.ndim else None
+    if F not in (H, cfg.cell_config.gate_width) or keep.shape[:-1] not in ((L,), (L, T)):
+        raise ValueError(f"keep must have shape [{L}, F] or [{L}, {T}, F] with F = {H} (units) "
+                         f"or {cfg.cell_config.gate_width} (gate columns), got {keep.shape}")
     return keep
 
 
@@ -146,8 +147,13 @@ def _layer_keep(keep, l):
 
 
 def _rows(h, keep_l):
-    """Mask the out-edges of removed units: ``h [N, T, H] * keep_l ([H] or [T, H])``."""
-    return h if keep_l is None else h * keep_l
+    """Mask the out-edges of removed units: ``h [N, T, H] * keep_l ([H] or [T, H])``.
+
+    Per-gate keep vectors (``[.., gH]``) remove no unit as a whole: no rows are masked.
+    """
+    if keep_l is None or keep_l.shape[-1] != h.shape[-1]:
+        return h
+    return h * keep_l
 
 
 class RNNModel(nn.Module):
@@ -224,7 +230,7 @@ class RNNModel(nn.Module):
         c = self.config
         keep = _check_keep(keep, c)
         if keep is not None and keep.ndim == 2:
-            keep = jnp.broadcast_to(keep[:, None, :], (c.layers, c.steps, c.units))
+            keep = jnp.broadcast_to(keep[:, None, :], (c.layers, c.steps, keep.shape[-1]))
         if c.io == "encoder_decoder":
             if dec_in is None:
                 raise ValueError("dec_in (decoder input ids [N, out_len]) is required for an "
@@ -319,7 +325,7 @@ def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
     keep = _check_keep(keep, config)
     T = config.out_len
     if keep is not None and keep.ndim == 2:
-        keep = jnp.broadcast_to(keep[:, None, :], (config.layers, T, config.units))
+        keep = jnp.broadcast_to(keep[:, None, :], (config.layers, T, keep.shape[-1]))
     enc = model.apply(variables, src, method=RNNModel.encode)
     N = src.shape[0]
     carries = [enc] + [zero_carry(config.cell_config, N) for _ in range(config.layers - 1)]

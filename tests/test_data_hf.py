@@ -90,3 +90,20 @@ def test_hf_tatoeba_orients_pairs(fake_hub):
     assert len(d.x_train) + len(d.x_test) == 30 - int(0.15 * 30)
     assert "hello" in d.vocab and "hallo" not in d.vocab
     assert np.all(d.decoder_input_train[:, 0] > 1)
+
+
+def test_data_stats_describe(fake_hub):
+    from experiments.data_stats import describe
+
+    text = describe(load_mathqa(source="hf", max_len=5))
+    assert "train 12  test 6" in text and "probability" in text and "input length" in text
+
+
+@pytest.mark.parametrize("name,io", [("mathqa", "one_to_one"), ("clinc", "many_to_one"), ("toxic", "one_to_many"),
+                                     ("brown", "many_to_many"), ("tatoeba", "encoder_decoder")])
+def test_synthetic_source_delegates(name, io):
+    pytest.importorskip("modjax.data.synthetic")
+    from modjax.data import load_dataset
+
+    d = load_dataset(name, source="synthetic", n_train=50, n_test=10)
+    assert d.io == io and len(d.x_train) == 50

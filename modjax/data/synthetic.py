@@ -449,7 +449,6 @@ def _translation_tables():
         words += [f"[start{lang}]", f"[end{lang}]"]
     for lang in _TRANSLATION_LANGS:
         seen, table = set(), []
-        n_syn = 0
         for i, _ in enumerate(_TRANSLATION_SOURCE):
             forms = []
             for _k in range(2 if (i % 4 == 1) else 1):     # every 4th word has two synonyms
@@ -461,7 +460,6 @@ def _translation_tables():
                         seen.add(w)
                         break
                 forms.append(w)
-            n_syn += len(forms) > 1
             table.append(tuple(forms))
         lex_words[lang] = table
         words += [w for forms in table for w in forms]

@@ -124,7 +124,7 @@ def load_tatoeba(source: str = "local", path=None, *, src_len: int = 20, tgt_len
 
     Returns ``x_*`` int32 ``[N, src_len]``, ``decoder_input_*`` and ``y_*`` int32 ``[N, tgt_len]``
     (the vectorised target has ``tgt_len + 1`` ids), ``concern_*`` int32 ``[N]`` (index into
-    ``languages``). Train has 106,564 pairs, val and test 22,834 each. ``source="synthetic"``
+    ``languages``). Train has 106,563 pairs, val 22,835 and test 22,834 (152,232 in all). ``source="synthetic"``
     delegates to ``load_synthetic("encoder_decoder", **synthetic_kwargs)``.
     """
     check_source(source)
