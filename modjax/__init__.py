@@ -1,6 +1,29 @@
-"""modjax: decompose trained recurrent neural networks into reusable, replaceable modules."""
+"""modjax: decompose trained recurrent neural networks into reusable, replaceable modules.
+
+The pipeline: ``decompose`` (trace → concern → keep vectors) → ``masks_for`` / ``apply_masks``
+→ ``compose`` (all modules in one batched scan, vote) → ``metrics``.
+"""
+from modjax import metrics
 from modjax.cells import CELL_TABLE, CellConfig, GRUCell, LSTMCell, RNNCell, SimpleRNNCell
+from modjax.checkpoint import load_model, save_model
+from modjax.compose import (apply_masks, channel_score, compose, concatenate, module_scores,
+                            replace, select, vote)
+from modjax.decompose import decompose, trace
+from modjax.decomposition import (PRESETS, Decomposition, DecomposeOptions,
+                                  paper_script_max_remove)
 from modjax.layers import RNN, scan_layer
-from modjax.models import ModelConfig, RNNModel, apply_model, greedy_decode, init_params
+from modjax.masks import masks_for
+from modjax.models import (ModelConfig, RNNModel, apply_model, config_for, greedy_decode,
+                           init_params)
+from modjax.train import fit, predict
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "CELL_TABLE", "CellConfig", "GRUCell", "LSTMCell", "RNNCell", "SimpleRNNCell", "RNN",
+    "scan_layer", "ModelConfig", "RNNModel", "apply_model", "config_for", "greedy_decode",
+    "init_params", "fit", "predict", "save_model", "load_model", "decompose", "trace",
+    "Decomposition", "DecomposeOptions", "PRESETS", "paper_script_max_remove", "masks_for",
+    "apply_masks", "module_scores", "compose", "vote", "channel_score", "select", "replace",
+    "concatenate", "metrics",
+]

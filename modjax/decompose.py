@@ -49,7 +49,11 @@ def check_params(config: ModelConfig, params) -> dict:
     params = to_plain_dict(params)
     if isinstance(params, dict) and set(params) == {"params"}:
         params = params["params"]
-    want = jax.eval_shape(lambda: init_params(config))
+    # Only the shapes are read. Evaluate them with x64 off: under ``jax_enable_x64`` the cell
+    # initialisers default to float64 while the embedding stays float32, and the init trace
+    # itself fails (scan carry dtype mismatch) although float64 params apply fine.
+    with jax.enable_x64(False):
+        want = jax.eval_shape(lambda: init_params(config))
     want_flat = {jax.tree_util.keystr(p): v for p, v in
                  jax.tree_util.tree_flatten_with_path(want)[0]}
     got_flat = {jax.tree_util.keystr(p): v for p, v in

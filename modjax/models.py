@@ -350,3 +350,19 @@ def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
     else:
         _, out = jax.lax.scan(step, init, xs)
     return jnp.swapaxes(out, 0, 1)
+
+
+def config_for(data, *, cell: str = "lstm", **kwargs) -> ModelConfig:
+    """A :class:`ModelConfig` whose sizes come from a :class:`~modjax.data.base.TaskData`.
+
+    ``io``, ``num_classes`` (target vocabulary for encoder-decoder), ``vocab_size``,
+    ``in_len`` and ``out_len`` are read from ``data``; encoder-decoder sets ``mask_zero``.
+    Other fields (``layers``, ``units``, ``embed_dim``, ...) come from ``kwargs``.
+    """
+    encdec = data.io == "encoder_decoder"
+    base = dict(io=data.io, cell=cell,
+                num_classes=int(data.target_vocab_size if encdec else data.num_classes),
+                vocab_size=int(data.vocab_size), in_len=int(data.in_len),
+                out_len=int(data.out_len), mask_zero=encdec)
+    base.update(kwargs)
+    return ModelConfig(**base)

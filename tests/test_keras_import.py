@@ -108,8 +108,11 @@ def _keras_rnn(kind, cfg, w, xs, mask):
     return np.stack(outs, 1)
 
 
-def keras_reference(h5_path, x):
-    """Keras's output probabilities for ids ``x``, read straight from the h5 in float64."""
+def keras_reference(h5_path, x, logits=False):
+    """Keras's output probabilities for ids ``x``, read straight from the h5 in float64.
+
+    With ``logits`` the output softmax is left out (the pre-softmax Dense output).
+    """
     with h5py.File(h5_path, "r") as f:
         layers = json.loads(f.attrs["model_config"])["config"]["layers"]
         mw = f["model_weights"]
@@ -143,11 +146,11 @@ def keras_reference(h5_path, x):
                 w = weights(cfg["name"])
                 act = (cfg["layer"]["config"] if cls == "TimeDistributed" else cfg)["activation"]
                 v = v @ w["kernel"] + w["bias"]
-                if act == "softmax":
+                if act == "softmax" and not logits:
                     v = _softmax(v)
             elif cls == "Activation":
                 assert cfg["activation"] == "softmax"
-                v = _softmax(v)
+                v = v if logits else _softmax(v)
             else:
                 raise AssertionError(cls)
     return v
@@ -176,6 +179,11 @@ def test_real_model_imports_and_matches_keras(rel):
         (16, config.num_classes)
     assert got.shape == ref.shape == shape
     np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+    # The two scratch models are barely trained (near-uniform softmax), so also compare the
+    # logits, which tell e.g. sigmoid from hard_sigmoid gates apart far above the tolerance.
+    logits = np.asarray(apply_model(config, params, x), np.float64)
+    np.testing.assert_allclose(logits, keras_reference(path, x, logits=True), atol=1e-5,
+                               rtol=1e-5)
 
 
 @pytest.mark.parametrize("rel", sorted(REAL))

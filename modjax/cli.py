@@ -1,0 +1,546 @@
+"""modjax command line: decompose a trained RNN into per-class modules and report on them.
+
+Usage:
+
+  python -m modjax decompose --model=PATH --data=SPEC --out=DIR [options]
+
+Subcommands:
+
+  decompose   Decompose a trained model (a modjax checkpoint directory or a Keras .h5) on the
+              train split of SPEC, compose the modules, compare them with the monolithic model
+              on the test split, print a summary table and write DIR/report.md,
+              DIR/keep_heatmap.png, DIR/overlap.png and DIR/decomposition/.
+
+--data SPEC is one of:
+
+  synthetic:<io>   an embedded synthetic task (io: one_to_one, many_to_one, one_to_many,
+                   many_to_many, encoder_decoder); sizes via --synthetic_n_train/_n_test/_seed
+  <name>           a paper dataset from local files: mathqa, clinc, toxic, brown, tatoeba
+                   (under $MODJAX_DATA or --data_path)
+  FILE.npz         arrays x_train, y_train (optional x_test, y_test, class_names; for an
+                   encoder-decoder model also decoder_input_train/_test and concern_train/_test)
+
+Example:
+
+  python -m modjax decompose --model=ckpt/ --data=synthetic:many_to_many --mode=unrolled \\
+      --out=runs/tagger
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import time
+import warnings
+
+import numpy as np
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+SUBCOMMANDS = ("decompose",)
+_IOS = ("one_to_one", "many_to_one", "one_to_many", "many_to_many", "encoder_decoder")
+
+flags.DEFINE_string("model", None, "Trained model: a modjax checkpoint directory (with "
+                    "format.json, see modjax.save_model) or a Keras 2 .h5 file.")
+flags.DEFINE_string("data", None, "Data: synthetic:<io>, a dataset name (mathqa, clinc, toxic, "
+                    "brown, tatoeba; local files) or a .npz file with x_train, y_train "
+                    "[, x_test, y_test, class_names].")
+flags.DEFINE_string("out", None, "Output directory (created; files in it are replaced).")
+flags.DEFINE_enum("mode", "auto", ["auto", "rolled", "unrolled"],
+                  "Decomposition mode; auto: unrolled for many-output models (one_to_many, "
+                  "many_to_many), rolled otherwise.")
+flags.DEFINE_string("preset", None, "A named option set (modjax.PRESETS: artifact, paper_text); "
+                    "explicit option flags override it.")
+flags.DEFINE_float("max_remove", None, "Removal cap per layer (fraction of units; default 0.05).",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_enum("u_mask", None, ["code", "paper"],
+                  "Recurrent-kernel mask semantics (default code).")
+flags.DEFINE_enum("rolled_obs", None, ["last_step", "all_steps"],
+                  "What one-output models observe in rolled mode (default last_step).")
+flags.DEFINE_enum("gate_mode", None, ["unit", "per_gate"],
+                  "unit: a unit leaves every gate (default); per_gate: gate columns scored and "
+                  "removed on their own (LSTM/GRU).")
+flags.DEFINE_integer("n_pos", None, "Positive examples per class (and step); default 500 "
+                     "(1000 encoder-decoder).", lower_bound=1)
+flags.DEFINE_integer("n_neg", None, "Negative examples; default ceil(n_pos / (C - 1)).",
+                     lower_bound=1)
+flags.DEFINE_enum("split", "test", ["test", "train", "none"],
+                  "Split the monolithic and composed models are evaluated on (none: skip).")
+flags.DEFINE_integer("limit", None, "Use only the first N examples of each split.",
+                     lower_bound=1)
+flags.DEFINE_integer("in_len", None, "Input length of a Keras model whose file does not record "
+                     "it (default: the data's).", lower_bound=1)
+flags.DEFINE_string("data_path", None, "Folder of a paper dataset's local files (default: "
+                    "$MODJAX_DATA or ../shared/data).")
+flags.DEFINE_integer("synthetic_n_train", 4000, "synthetic:<io>: training examples.",
+                     lower_bound=1)
+flags.DEFINE_integer("synthetic_n_test", 1000, "synthetic:<io>: test examples.", lower_bound=1)
+flags.DEFINE_integer("synthetic_seed", 0, "synthetic:<io>: generator seed.")
+flags.DEFINE_boolean("progress", True, "Print progress messages to stderr.")
+
+_OPTION_FLAGS = ("max_remove", "u_mask", "rolled_obs", "gate_mode", "n_pos", "n_neg")
+
+
+class CLIError(Exception):
+    """A bad flag or input: reported as one line, exit status 1."""
+
+
+class _Progress:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        if self.enabled:
+            print(f"[{time.perf_counter() - self.t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+# -- inputs -----------------------------------------------------------------------------------
+def load_model_arg(path: str, in_len=None, data_in_len=None):
+    """``(config, params, description)`` from ``--model``; ``CLIError`` naming the flag."""
+    if not path:
+        raise CLIError("--model is required (a modjax checkpoint directory or a Keras .h5)")
+    if not os.path.exists(path):
+        raise CLIError(f"--model: no such file or directory: {path!r}")
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "format.json")):
+            raise CLIError(f"--model: {path!r} is a directory but not a modjax model checkpoint "
+                           "(no format.json; write one with modjax.save_model)")
+        from modjax.checkpoint import load_model
+
+        try:
+            config, params = load_model(path)
+        except (ValueError, OSError, KeyError, TypeError) as e:
+            raise CLIError(f"--model: cannot load {path!r}: {_one_line(e)}") from None
+        return config, params, "modjax checkpoint"
+    from modjax.keras_import import from_keras_h5
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                config, params = from_keras_h5(path, in_len=in_len)
+            except ValueError as e:
+                if in_len is None and data_in_len is not None and "input length" in str(e):
+                    config, params = from_keras_h5(path, in_len=data_in_len)
+                else:
+                    raise
+    except ValueError as e:
+        raise CLIError(f"--model: cannot import {path!r} as a Keras .h5 model: "
+                       f"{_one_line(e)}") from None
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return config, params, "Keras .h5"
+
+
+def _peek_npz_in_len(path):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return int(z["x_train"].shape[1])
+    except Exception:  # noqa: BLE001 - best effort; the real load reports errors
+        return None
+
+
+def load_data_arg(spec: str, config):
+    """A :class:`~modjax.data.base.TaskData` for ``--data``; ``CLIError`` naming the flag."""
+    from modjax.data.base import TaskData
+
+    if not spec:
+        raise CLIError("--data is required (synthetic:<io>, a dataset name or a .npz file)")
+    if spec.startswith("synthetic:"):
+        io = spec.split(":", 1)[1]
+        if io not in _IOS:
+            raise CLIError(f"--data: unknown synthetic task {io!r} in {spec!r}; expected "
+                           f"synthetic:<io> with io one of {', '.join(_IOS)}")
+        from modjax.data.synthetic import load_synthetic
+
+        return load_synthetic(io, n_train=FLAGS.synthetic_n_train,
+                              n_test=FLAGS.synthetic_n_test, seed=FLAGS.synthetic_seed)
+    from modjax.data import LOADERS, load_dataset
+
+    if spec in LOADERS:
+        kw = {"path": FLAGS.data_path} if FLAGS.data_path else {}
+        try:
+            return load_dataset(spec, source="local", **kw)
+        except (OSError, ValueError, KeyError, ImportError) as e:
+            raise CLIError(f"--data: cannot load dataset {spec!r} from local files: "
+                           f"{_one_line(e)}") from None
+    if spec.endswith(".npz") or os.path.isfile(spec):
+        if not os.path.isfile(spec):
+            raise CLIError(f"--data: no such file: {spec!r}")
+        return _load_npz(spec, config, TaskData)
+    raise CLIError(f"--data: unknown data spec {spec!r}; expected synthetic:<io> (io one of "
+                   f"{', '.join(_IOS)}), a dataset name ({', '.join(LOADERS)}) or a .npz file")
+
+
+def _load_npz(path, config, TaskData):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: np.asarray(z[k]) for k in z.files}
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a bad --data
+        raise CLIError(f"--data: cannot read {path!r} as a .npz file: {_one_line(e)}") from None
+    for k in ("x_train", "y_train"):
+        if k not in arrays:
+            raise CLIError(f"--data: {path!r} has no array {k!r} (found {sorted(arrays)})")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise CLIError(f"--data: {path!r} must hold both x_test and y_test, or neither")
+    encdec = config.io == "encoder_decoder"
+    for k in arrays:
+        if k != "class_names" and not np.issubdtype(arrays[k].dtype, np.integer):
+            raise CLIError(f"--data: array {k!r} of {path!r} must hold integers (token ids / "
+                           f"labels), got dtype {arrays[k].dtype}")
+    x = arrays["x_train"]
+    if x.ndim != 2:
+        raise CLIError(f"--data: x_train must be [N, in_len], got shape {list(x.shape)}")
+    has_test = "x_test" in arrays
+    y = arrays["y_train"]
+    if "class_names" in arrays:
+        names = tuple(str(s) for s in np.asarray(arrays["class_names"]).ravel())
+    elif encdec:
+        raise CLIError(f"--data: {path!r} needs class_names (the target languages) to "
+                       "decompose an encoder_decoder model")
+    else:
+        names = tuple(str(i) for i in range(config.num_classes))
+    extra = {}
+    if encdec:
+        for k in ("decoder_input_train", "concern_train") + (
+                ("decoder_input_test", "concern_test") if has_test else ()):
+            if k not in arrays:
+                raise CLIError(f"--data: {path!r} needs {k!r} for an encoder_decoder model")
+            extra[k] = arrays[k]
+    vocab = int(max(x.max(initial=0), arrays["x_test"].max(initial=0) if has_test else 0)) + 1
+    empty_x = np.zeros((0,) + x.shape[1:], np.int32)
+    empty_y = np.zeros((0,) + y.shape[1:], np.int32)
+    return TaskData(
+        name=os.path.basename(path), io=config.io, x_train=x, y_train=y,
+        x_test=arrays["x_test"] if has_test else empty_x,
+        y_test=arrays["y_test"] if has_test else empty_y,
+        class_names=names, vocab_size=vocab, in_len=int(x.shape[1]),
+        out_len=int(y.shape[1]) if y.ndim == 2 else 1,
+        target_vocab_size=config.num_classes if encdec else None, **extra)
+
+
+def _limit(data, n):
+    if not n:
+        return data
+    kw = {}
+    for f in dataclasses.fields(data):
+        v = getattr(data, f.name)
+        if isinstance(v, np.ndarray) and (f.name.endswith("_train") or f.name.endswith("_test")):
+            kw[f.name] = v[:n]
+    return dataclasses.replace(data, **kw)
+
+
+def check_fit(config, data, eval_split):
+    """``CLIError`` naming ``--data``/``--model`` when the data does not fit the model."""
+    from modjax.train import check_data
+
+    if data.io != config.io:
+        raise CLIError(f"--data: {data.name!r} is a {data.io} task, but --model is a "
+                       f"{config.io} model")
+    x = np.asarray(data.x_train)
+    if x.ndim != 2 or x.shape[1] != config.in_len:
+        raise CLIError(f"--data: inputs have length {x.shape[1] if x.ndim == 2 else '?'}, but "
+                       f"--model expects in_len={config.in_len} (input length mismatch)")
+    for split in ("train", "test"):
+        xs = np.asarray(getattr(data, f"x_{split}"))
+        if xs.size and int(xs.max()) >= config.vocab_size:
+            raise CLIError(f"--data: {split} token ids reach {int(xs.max())}, but --model's "
+                           f"vocabulary has {config.vocab_size} ids (0..{config.vocab_size - 1});"
+                           " vocabulary mismatch (was the model trained with this tokenizer?)")
+        if xs.size and int(xs.min()) < 0:
+            raise CLIError(f"--data: {split} token ids must be >= 0, got {int(xs.min())}")
+    if config.io != "encoder_decoder" and data.num_classes != config.num_classes:
+        raise CLIError(f"--data has {data.num_classes} classes {list(data.class_names)[:8]}, "
+                       f"but --model has {config.num_classes} outputs")
+    if config.many_output:
+        y = np.asarray(data.y_train)
+        if y.ndim != 2 or y.shape[1] != config.steps:
+            raise CLIError(f"--data: y_train must be [N, {config.steps}] (one label per output "
+                           f"step of --model), got shape {list(y.shape)}")
+    if len(data.x_train) == 0:
+        raise CLIError("--data: the train split is empty")
+    splits = ["train"] + ([eval_split] if eval_split == "test" and len(data.x_test) else [])
+    for split in splits:
+        try:
+            check_data(config, data, split)
+        except ValueError as e:
+            raise CLIError(f"--data does not fit --model: {_one_line(e)}") from None
+    if config.io == "encoder_decoder":
+        c = np.asarray(data.concern_train)
+        if c.size and (c.min() < 0 or c.max() >= data.num_classes):
+            raise CLIError(f"--data: concern_train must lie in [0, {data.num_classes}) (one "
+                           "index per class name)")
+
+
+def _one_line(e) -> str:
+    s = " ".join(str(e).split())
+    return s or type(e).__name__
+
+
+# -- the decompose subcommand ------------------------------------------------------------------
+def _options(config):
+    """Option kwargs for :func:`modjax.decompose` (only those given) and the mode's origin."""
+    opts = {k: getattr(FLAGS, k) for k in _OPTION_FLAGS if getattr(FLAGS, k) is not None}
+    mode = FLAGS.mode
+    if mode == "auto":
+        mode = "unrolled" if config.many_output else "rolled"
+        origin = f"auto: {'many' if config.many_output else 'one'}-output model"
+    else:
+        origin = "--mode"
+    opts["mode"] = mode
+    return opts, origin
+
+
+def _describe_model(config) -> str:
+    return (f"{config.cell.upper()}-{config.layers} ({config.units} units) {config.io}, "
+            f"vocab {config.vocab_size}, in_len {config.in_len}")
+
+
+def _pp(a, b) -> str:
+    return f"{100 * (a - b):+.2f} pp"
+
+
+@contextlib.contextmanager
+def _collect_warnings(sink):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            msg = _one_line(w.message)
+            if msg not in sink:
+                sink.append(msg)
+
+
+def cmd_decompose() -> int:
+    """``python -m modjax decompose``: see the module docstring."""
+    progress = _Progress(FLAGS.progress)
+    if not FLAGS.model:
+        raise CLIError("--model is required (a modjax checkpoint directory or a Keras .h5)")
+    if not FLAGS.data:
+        raise CLIError("--data is required (synthetic:<io>, a dataset name or a .npz file)")
+    if not FLAGS.out:
+        raise CLIError("--out is required (the output directory)")
+    out = FLAGS.out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out: {out!r} exists and is not a directory")
+    from modjax.decomposition import PRESETS
+
+    if FLAGS.preset is not None and FLAGS.preset not in PRESETS:
+        raise CLIError(f"--preset must be one of {sorted(PRESETS)}, got {FLAGS.preset!r}")
+
+    progress(f"loading model {FLAGS.model}")
+    data_in_len = None
+    if FLAGS.data.endswith(".npz") and os.path.isfile(FLAGS.data):
+        data_in_len = _peek_npz_in_len(FLAGS.data)
+    config, params, model_kind = load_model_arg(FLAGS.model, FLAGS.in_len, data_in_len)
+    progress(f"model: {_describe_model(config)} ({model_kind})")
+
+    progress(f"loading data {FLAGS.data}")
+    data = _limit(load_data_arg(FLAGS.data, config), FLAGS.limit)
+    check_fit(config, data, FLAGS.split)
+    class_names = tuple(str(c) for c in data.class_names)
+    progress(f"data: {len(data.x_train)} train / {len(data.x_test)} test examples, "
+             f"{len(class_names)} classes")
+
+    import jax
+
+    from modjax import metrics
+    from modjax.compose import compose
+    from modjax.decompose import decompose
+    from modjax.decomposition import DecomposeOptions
+    from modjax.persist import save_decomposition
+    from modjax.train import predict
+    from modjax import report
+
+    opts, mode_origin = _options(config)
+    merged = {**PRESETS.get(FLAGS.preset or "", {}), **opts}
+    try:
+        resolved = DecomposeOptions(**merged)
+    except (TypeError, ValueError) as e:
+        raise CLIError(f"invalid decompose option: {_one_line(e)}") from None
+    if resolved.gate_mode == "per_gate" and config.cell == "simple":
+        raise CLIError("--gate_mode=per_gate needs an LSTM or GRU model; --model is a "
+                       "SimpleRNN")
+    n_pos, n_neg, per_class = resolved.resolved(config, len(class_names))
+
+    notes: list = []
+    progress(f"decomposing ({resolved.mode}, max_remove={resolved.max_remove}, "
+             f"u_mask={resolved.u_mask}, n_pos={n_pos}) — first call compiles")
+    try:
+        with _collect_warnings(notes):
+            t0 = time.perf_counter()
+            decomp = decompose(params, data, model=config, class_names=class_names,
+                               preset=FLAGS.preset, **opts)
+            jax.block_until_ready(decomp.keep)
+            t_dec_cold = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            decomp2 = decompose(params, data, model=config, class_names=class_names,
+                                preset=FLAGS.preset, **opts)
+            jax.block_until_ready(decomp2.keep)
+            t_dec_warm = time.perf_counter() - t0
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"decomposition failed: {_one_line(e)}") from None
+    progress(f"decomposed in {t_dec_cold:.2f}s with compilation, {t_dec_warm:.2f}s warm")
+
+    progress("computing module metrics (units kept, retention, Jaccard, overlap)")
+    kept = metrics.units_kept(decomp)
+    ret = metrics.retention(decomp, params)
+    ji = metrics.jaccard_paper(decomp, params)
+    ov = metrics.overlap(decomp)
+    has = np.asarray(decomp.has_positives)
+    summary = report.Summary(
+        class_names=class_names, units=config.units, units_kept=kept, retention=ret,
+        jaccard=ji, steps_with_examples=has.sum(1) if decomp.unrolled else None,
+        num_steps=has.shape[1] if decomp.unrolled else None)
+    C = len(class_names)
+    off = ov[~np.eye(C, dtype=bool)]
+    summary.rows.append(("classes (modules)", str(C)))
+
+    eval_split = FLAGS.split
+    if eval_split == "test" and len(data.x_test) == 0:
+        notes.append("the data has no test split: accuracy not computed (use --split=train to "
+                     "evaluate on the train split)")
+        eval_split = "none"
+    if config.io == "encoder_decoder":
+        notes.append("encoder-decoder model: composed accuracy not computed (its modules are "
+                     "chosen by target language, not voted; compose does not apply)")
+        eval_split = "none"
+    acc_rows = []
+    t_eval = None
+    if eval_split != "none":
+        x = np.asarray(getattr(data, f"x_{eval_split}"))
+        y = np.asarray(getattr(data, f"y_{eval_split}"))
+        progress(f"evaluating the monolithic model on {len(x)} {eval_split} examples")
+        mono = predict(config, params, x)
+        progress(f"evaluating the composed modules ({C} modules in one batched scan)")
+        predict_fn = compose(decomp, params)
+        t0 = time.perf_counter()
+        pred = np.asarray(predict_fn(x)[0])
+        t_eval_cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        np.asarray(predict_fn(x)[0])
+        t_eval = time.perf_counter() - t0
+        a_m, a_c = metrics.accuracy(mono, y), metrics.accuracy(pred, y)
+        label = f"({eval_split}, {len(x)} examples)"
+        acc_rows.append((f"monolithic accuracy {label}", f"{a_m:.4f}"))
+        acc_rows.append((f"composed accuracy {label}", f"{a_c:.4f} ({_pp(a_c, a_m)})"))
+        if config.many_output:
+            b_m = metrics.accuracy(mono, y, ignore_padding=True)
+            b_c = metrics.accuracy(pred, y, ignore_padding=True)
+            acc_rows.append(("monolithic accuracy (no padding)", f"{b_m:.4f}"))
+            acc_rows.append(("composed accuracy (no padding)", f"{b_c:.4f} ({_pp(b_c, b_m)})"))
+            notes.append("many-output accuracy counts every (example, step) position, padding "
+                         "(label 0) included, as the paper does; '(no padding)' counts label "
+                         "!= 0 only")
+        agree = float(np.mean(pred == mono))
+        acc_rows.append(("composed/monolithic agreement", f"{agree:.4f}"))
+    summary.rows += acc_rows
+    summary.rows += [
+        ("mean units kept per layer", " / ".join(f"{k:.1f}" for k in kept.mean(0))
+         + f" of {config.units}"),
+        ("mean retention", f"{ret.mean():.3f}"),
+        ("mean Jaccard (paper)", f"{ji.mean():.3f}"),
+        ("mean pairwise module overlap", f"{off.mean():.3f}" if off.size else "n/a"),
+        ("decomposition time (warm)", f"{t_dec_warm:.2f} s"),
+        ("decomposition time (with compilation)", f"{t_dec_cold:.2f} s"),
+    ]
+    if t_eval is not None:
+        summary.rows.append(("composed evaluation time (warm)", f"{t_eval:.2f} s"))
+        summary.rows.append(("composed evaluation time (with compilation)",
+                             f"{t_eval_cold:.2f} s"))
+    summary.notes = notes
+
+    progress(f"writing {out}/")
+    os.makedirs(out, exist_ok=True)
+    save_decomposition(os.path.join(out, "decomposition"), decomp, params)
+    unit_keep = np.asarray(decomp.unit_keep())
+    model_name = os.path.basename(os.path.normpath(FLAGS.model))
+    report.keep_heatmap(unit_keep, class_names, os.path.join(out, "keep_heatmap.png"),
+                        has_positives=has if decomp.unrolled else None,
+                        title=(f"{model_name}: units kept by each module"
+                               + (" (red: removed)" if not decomp.unrolled else
+                                  " — fraction of steps (with examples) kept")))
+    report.overlap_plot(ov, class_names, os.path.join(out, "overlap.png"),
+                        title=f"{model_name}: pairwise module overlap (kept units)")
+
+    opts_rows = [[k, f"`{v}`"] for k, v in dataclasses.asdict(resolved).items()]
+    opts_rows.insert(1, ["(mode chosen by)", mode_origin])
+    opts_rows += [["n_pos (resolved)", str(n_pos)],
+                  ["n_neg (resolved)", f"{n_neg}" + (" per other class" if per_class else "")],
+                  ["preset", f"`{FLAGS.preset}`" if FLAGS.preset else "none"]]
+    cfg_rows = [[k, f"`{v}`"] for k, v in dataclasses.asdict(config).items()]
+    data_rows = [["--data", f"`{FLAGS.data}`"], ["name", data.name], ["io", data.io],
+                 ["train examples (decomposition)", str(len(data.x_train))],
+                 ["test examples", str(len(data.x_test))],
+                 ["evaluated on", eval_split],
+                 ["classes", ", ".join(report.md_code(c) for c in class_names)]]
+    if FLAGS.limit:
+        data_rows.append(["--limit", str(FLAGS.limit)])
+    command = "python -m modjax " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    md = report.render_markdown(
+        summary, title=f"modjax decomposition: {model_name}", command=command,
+        images=[("Units kept per class and layer", "keep_heatmap.png"),
+                ("Pairwise module overlap", "overlap.png")],
+        sections=[
+            ("Options", report.markdown_table(["option", "value"], opts_rows)),
+            ("Model", f"`{FLAGS.model}` ({model_kind}): {_describe_model(config)}\n\n"
+             + report.markdown_table(["field", "value"], cfg_rows)),
+            ("Data", report.markdown_table(["", ""], data_rows)),
+            ("Files", "* `decomposition/` — load with "
+             "`modjax.persist.load_decomposition(path, params)` (bound to the model's params)\n"
+             "* `keep_heatmap.png`, `overlap.png` — the figures above"),
+        ])
+    report.write_text_atomic(os.path.join(out, "report.md"), md)
+
+    print(f"modjax decompose: {_describe_model(config)} ({model_kind}); data {FLAGS.data}: "
+          f"{len(data.x_train)} train / {len(data.x_test)} test, {C} classes")
+    print(f"options: mode={resolved.mode} ({mode_origin}), max_remove={resolved.max_remove}, "
+          f"u_mask={resolved.u_mask}, rolled_obs={resolved.rolled_obs}, "
+          f"gate_mode={resolved.gate_mode}, n_pos={n_pos}, n_neg={n_neg}"
+          + (f", preset={FLAGS.preset}" if FLAGS.preset else ""))
+    print()
+    print(report.render_text(summary))
+    print(f"\nwrote {os.path.join(out, 'report.md')}, keep_heatmap.png, overlap.png, "
+          "decomposition/")
+    return 0
+
+
+_COMMANDS = {"decompose": cmd_decompose}
+
+
+def main(argv) -> None:
+    """absl main: ``argv[1]`` is the subcommand."""
+    from absl import logging
+
+    if not FLAGS["verbosity"].present:  # keep JAX's INFO chatter (TPU probing) off stderr
+        logging.set_verbosity(logging.WARNING)
+    args = list(argv[1:])
+    if not args:
+        _fail(f"missing subcommand; one of: {', '.join(SUBCOMMANDS)} "
+              "(python -m modjax --help)")
+    cmd, rest = args[0], args[1:]
+    if cmd not in _COMMANDS:
+        _fail(f"unknown subcommand {cmd!r}; one of: {', '.join(SUBCOMMANDS)}")
+    if rest:
+        _fail(f"unexpected arguments {rest}; flags look like --name=value", cmd)
+    try:
+        rc = _COMMANDS[cmd]()
+    except CLIError as e:
+        _fail(str(e), cmd)
+    sys.exit(rc)
+
+
+def _fail(msg: str, cmd: str = "") -> None:
+    print(f"modjax{' ' + cmd if cmd else ''}: error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def run(argv=None) -> None:
+    """Entry point (``python -m modjax``)."""
+    app.run(main, argv=argv)

@@ -1,0 +1,479 @@
+"""Tests of modules as models: apply_masks, the fast path module_scores, compose and the edits.
+
+The key test, :func:`test_three_paths_agree`, runs one module three ways and asks for agreement
+to 1e-6 in float64 (``jax.enable_x64``):
+
+* a NumPy float64 reference written here, which builds the DENSE masked matrices of
+  paper_spec §3.1 per layer (and per step): ``W * col``, ``b * col``, ``U * M`` with
+  ``M = keep ⊗ col`` ("paper") or ``M = 1 - (1 - keep) ⊗ (1 - col)`` ("code"), the next
+  layer's kernel rows of removed units zeroed ("paper" only), the head rows of the last layer's
+  removed units zeroed (both), and the channelled score ``sigmoid(z_p - mean_{c != p} z_c)``;
+* :func:`modjax.compose.apply_masks` -> an ordinary forward pass -> ``channel_score``;
+* :func:`modjax.compose.module_scores`, all modules in one vmapped scan with the masks applied
+  to the matmul inputs and outputs.
+
+The trained-model tests (composed vs monolithic accuracy, chosen vs random removals) use a
+1-layer LSTM-64 on the synthetic tasks, trained once per session (~10 s each).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from modjax.compose import (apply_masks, channel_score, compose, concatenate, module_scores,
+                            replace, select, vote)
+from modjax.decompose import decompose
+from modjax.decomposition import Decomposition, DecomposeOptions
+from modjax.masks import masks_for
+from modjax.metrics import accuracy
+from modjax.models import ModelConfig, apply_model, init_params
+
+C = 4
+T = 5
+H = 3
+
+# Hand-chosen rolled keep vectors [C, L=2, H=3]: every module removes at least one unit; module
+# 0 removes unit 1 of layer 0 and unit 2 of layer 1, module 2 keeps all of layer 0.
+KEEP_ROLLED = np.array([
+    [[1, 0, 1], [1, 1, 0]],
+    [[0, 1, 1], [1, 1, 1]],
+    [[1, 1, 1], [0, 1, 1]],
+    [[1, 1, 0], [1, 0, 1]],
+], bool)
+
+CASES = [  # (cell, reset_after)
+    ("simple", False),
+    ("lstm", False),
+    ("gru", False),
+    ("gru", True),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# The float64 dense reference.
+# ---------------------------------------------------------------------------------------------
+
+def _sig(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def _ref_step(cell, reset_after, W, U, B, x, h, c):
+    """One step with dense (already masked) float64 matrices; returns (h, c)."""
+    Hn = U.shape[0]
+    if cell == "simple":
+        return np.tanh(x @ W + h @ U + B), c
+    if cell == "lstm":
+        z = x @ W + h @ U + B
+        i, f, g, o = (z[:, k * Hn:(k + 1) * Hn] for k in range(4))
+        c = _sig(f) * c + _sig(i) * np.tanh(g)
+        return _sig(o) * np.tanh(c), c
+    if reset_after:
+        xz = x @ W + B[0]
+        hz = h @ U + B[1]
+        z = _sig(xz[:, :Hn] + hz[:, :Hn])
+        r = _sig(xz[:, Hn:2 * Hn] + hz[:, Hn:2 * Hn])
+        cand = np.tanh(xz[:, 2 * Hn:] + r * hz[:, 2 * Hn:])
+    else:
+        xz = x @ W + B
+        z = _sig(xz[:, :Hn] + h @ U[:, :Hn])
+        r = _sig(xz[:, Hn:2 * Hn] + h @ U[:, Hn:2 * Hn])
+        cand = np.tanh(xz[:, 2 * Hn:] + (r * h) @ U[:, 2 * Hn:])
+    return z * h + (1 - z) * cand, c
+
+
+def dense_masked(cfg, P, keep_t, u_mask):
+    """The module's dense masked matrices at one step: ``[(W, U, B)] * L`` and the head kernel.
+
+    ``keep_t [L, H]`` (0/1 floats) is the module's keep vector at that step.
+    """
+    g = {"simple": 1, "lstm": 4, "gru": 3}[cfg.cell]
+    layers = []
+    for l in range(cfg.layers):
+        p = P[f"rnn_{l}"]
+        k = keep_t[l]
+        col = np.tile(k, g)
+        W = p["kernel"] * col[None, :]
+        if u_mask == "paper" and l > 0:
+            W = W * keep_t[l - 1][:, None]  # the previous layer's removed units' out-edges
+        B = p["bias"] * col  # [gH] or [2, gH]: both rows lose the removed columns
+        if u_mask == "paper":
+            M = np.outer(k, col)
+        else:
+            M = 1.0 - np.outer(1.0 - k, 1.0 - col)
+        layers.append((W, p["recurrent_kernel"] * M, B))
+    head = P["dense"]["kernel"] * keep_t[cfg.layers - 1][:, None]
+    return layers, head
+
+
+def ref_scores(cfg, P, x, keep, p, u_mask):
+    """Float64 scores of one module: ``[N]`` (many_to_one) or ``[N, T]`` (many_to_many).
+
+    ``keep`` is ``[L, H]`` (rolled) or ``[L, T, H]`` (per step). Also returns the hidden states
+    ``[L, N, T, H]``.
+    """
+    keep = np.asarray(keep, np.float64)
+    if keep.ndim == 2:
+        keep = np.repeat(keep[:, None, :], cfg.in_len, axis=1)
+    N = x.shape[0]
+    mats = [dense_masked(cfg, P, keep[:, t], u_mask) for t in range(cfg.in_len)]
+    inp = P["embedding"]["embedding"][x]  # [N, T, E]
+    hidden = np.zeros((cfg.layers, N, cfg.in_len, cfg.units))
+    for l in range(cfg.layers):
+        h = np.zeros((N, cfg.units))
+        c = np.zeros((N, cfg.units))
+        for t in range(cfg.in_len):
+            W, U, B = mats[t][0][l]
+            h, c = _ref_step(cfg.cell, cfg.reset_after, W, U, B, inp[:, t], h, c)
+            hidden[l, :, t] = h
+        inp = hidden[l]
+    logits = np.stack([hidden[-1, :, t] @ mats[t][1] + P["dense"]["bias"]
+                       for t in range(cfg.in_len)], axis=1)  # [N, T, C]
+    z_p = logits[..., p]
+    z_q = (logits.sum(-1) - z_p) / (logits.shape[-1] - 1)
+    s = _sig(z_p - z_q)
+    return (s[:, -1] if cfg.io == "many_to_one" else s), hidden
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiny models with float64 params.
+# ---------------------------------------------------------------------------------------------
+
+def tiny_config(cell, io, reset_after=False, layers=2):
+    return ModelConfig(io=io, cell=cell, num_classes=C, vocab_size=11, in_len=T, layers=layers,
+                       units=H, embed_dim=4, reset_after=reset_after)
+
+
+def tiny_params(cfg, seed=0):
+    """Float64 NumPy params: the Keras init with larger kernels and non-zero random biases."""
+    rng = np.random.default_rng(seed)
+    with jax.enable_x64(False):
+        base = init_params(cfg, seed)
+    out = {}
+    for name, leaves in base.items():
+        out[name] = {}
+        for k, v in leaves.items():
+            v = np.asarray(v, np.float64)
+            if k == "bias":
+                v = rng.normal(0.0, 0.5, v.shape)
+            elif k in ("kernel", "recurrent_kernel"):
+                v = v * 1.5
+            out[name][k] = v
+    return out
+
+
+def tiny_inputs(cfg, n=6, seed=1):
+    return np.random.default_rng(seed).integers(1, cfg.vocab_size, (n, cfg.in_len)).astype(
+        np.int32)
+
+
+def make_decomp(cfg, keep, u_mask, mode="rolled"):
+    keep = jnp.asarray(keep, bool)
+    M = keep.shape[2] if mode == "unrolled" else 1
+    return Decomposition(keep=keep, head_class=jnp.arange(keep.shape[0], dtype=jnp.int32),
+                         has_positives=jnp.ones((keep.shape[0], M), bool), config=cfg,
+                         options=DecomposeOptions(mode=mode, u_mask=u_mask),
+                         class_names=tuple(f"c{i}" for i in range(keep.shape[0])))
+
+
+def _id(case):
+    cell, ra = case
+    return f"{cell}{'_ra' if ra else ''}"
+
+
+@pytest.mark.parametrize("io", ["many_to_one", "many_to_many"])
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_three_paths_agree(case, io):
+    """Dense float64 reference == apply_masks + forward == module_scores, to 1e-6, both modes."""
+    cell, ra = case
+    cfg = tiny_config(cell, io, ra)
+    P = tiny_params(cfg)
+    x = tiny_inputs(cfg)
+    scores = {}
+    with jax.enable_x64(True):
+        for u_mask in ("paper", "code"):
+            decomp = make_decomp(cfg, KEEP_ROLLED, u_mask)
+            fast = np.asarray(module_scores(decomp, P, x))
+            assert fast.dtype == np.float64
+            assert fast.shape == ((C, 6) if io == "many_to_one" else (C, 6, T))
+            for c in range(C):
+                ref, hidden = ref_scores(cfg, P, x, KEEP_ROLLED[c], c, u_mask)
+                mp = apply_masks(P, decomp, c)
+                z = np.asarray(apply_model(cfg, mp, x))
+                # The channelled head holds two meaningful logits, p and q (spec §2.5): the
+                # score is the 2-way softmax over them; the other logits are exactly 0.
+                q = 1 if c == 0 else 0
+                assert np.all(np.delete(z, [c, q], axis=-1) == 0.0)
+                via_masks = 1.0 / (1.0 + np.exp(-(z[..., c] - z[..., q])))
+                # channel_score applies to the ORIGINAL head's logits (here: keep-masked rows).
+                np.testing.assert_allclose(
+                    channel_score(apply_model(cfg, P, x, keep=KEEP_ROLLED[c], u_mask=u_mask), c),
+                    ref, rtol=0, atol=1e-6)
+                if io == "many_to_one":
+                    assert via_masks.shape == (6,)
+                np.testing.assert_allclose(via_masks, ref, rtol=0, atol=1e-6)
+                np.testing.assert_allclose(fast[c], ref, rtol=0, atol=1e-6)
+                removed = ~KEEP_ROLLED[c]
+                if u_mask == "code":
+                    # The interesting case: a removed unit still computes (h != 0) in "code".
+                    assert np.abs(hidden[:, :, 1:][removed[:, None, None, :].repeat(
+                        6, 1).repeat(T - 1, 2)]).max() > 1e-3
+                else:
+                    for l in range(cfg.layers):
+                        assert np.all(hidden[l][..., removed[l]] == 0.0)
+            scores[u_mask] = fast
+    # The two semantics really differ on this example.
+    assert np.abs(scores["paper"] - scores["code"]).max() > 1e-3
+
+
+@pytest.mark.parametrize("io", ["many_to_one", "many_to_many"])
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_unrolled_fast_path_matches_per_step_reference(case, io):
+    """Per-step keep [C, L, T, H]: module_scores == the per-step dense reference, both modes."""
+    cell, ra = case
+    cfg = tiny_config(cell, io, ra)
+    P = tiny_params(cfg, seed=2)
+    x = tiny_inputs(cfg, seed=3)
+    rng = np.random.default_rng(4)
+    keep = rng.random((C, cfg.layers, T, H)) > 0.35
+    keep[:, :, :, 0] |= ~keep.any(-1)  # no step removes a whole layer (allowed, but dull)
+    keep[0, 0, :, 1] = [True, False, True, False, False]  # a unit that comes and goes
+    out = {}
+    with jax.enable_x64(True):
+        for u_mask in ("paper", "code"):
+            decomp = make_decomp(cfg, keep, u_mask, mode="unrolled")
+            fast = np.asarray(module_scores(decomp, P, x))
+            for c in range(C):
+                ref, _ = ref_scores(cfg, P, x, keep[c], c, u_mask)
+                np.testing.assert_allclose(fast[c], ref, rtol=0, atol=1e-6)
+            out[u_mask] = fast
+            with pytest.raises(ValueError, match="apply_masks"):
+                apply_masks(P, decomp, 0)
+    assert np.abs(out["paper"] - out["code"]).max() > 1e-3
+
+
+@pytest.mark.parametrize("case", CASES + [("simple_relu", False)], ids=_id)
+def test_paper_semantics_removed_unit_outputs_zero(case):
+    """u_mask="paper": a removed unit's h is exactly 0 at every step (zero initial state)."""
+    cell, ra = case
+    activation = "tanh"
+    if cell == "simple_relu":
+        cell, activation = "simple", "relu"
+    cfg = ModelConfig(io="many_to_many", cell=cell, num_classes=C, vocab_size=11, in_len=7,
+                      layers=2, units=5, embed_dim=4, reset_after=ra, activation=activation)
+    params = init_params(cfg, 0)
+    params = jax.tree_util.tree_map(lambda a: a, params)
+    rng = np.random.default_rng(0)
+    for name in params:  # non-zero biases so that "removing the bias" matters
+        if "bias" in params[name] and name.startswith("rnn_"):
+            params[name]["bias"] = jnp.asarray(rng.normal(0, 0.5, params[name]["bias"].shape),
+                                               jnp.float32)
+    x = np.random.default_rng(1).integers(1, 11, (8, 7)).astype(np.int32)
+    keep = np.array([[1, 0, 1, 1, 0], [0, 1, 1, 0, 1]], bool)
+    _, aux = apply_model(cfg, params, x, keep=keep, u_mask="paper", return_hidden=True)
+    hid = np.asarray(aux["hidden"])  # [L, N, T, H]
+    for l in range(2):
+        assert np.all(hid[l][..., ~keep[l]] == 0.0), (l, hid[l][..., ~keep[l]])
+        assert np.abs(hid[l][..., keep[l]]).max() > 1e-3
+    # Per-step keep: a unit removed at every step is also exactly 0.
+    keep_t = np.ones((2, 7, 5), bool)
+    keep_t[:, :, 3] = False
+    keep_t[0, 2, 0] = False
+    _, aux = apply_model(cfg, params, x, keep=keep_t, u_mask="paper", return_hidden=True)
+    assert np.all(np.asarray(aux["hidden"])[..., 3] == 0.0)
+    # In "code" semantics the same removed units compute (tanh cells; ReLU may sit at 0).
+    _, aux = apply_model(cfg, params, x, keep=keep, u_mask="code", return_hidden=True)
+    if activation == "tanh":
+        assert np.abs(np.asarray(aux["hidden"])[0][..., ~keep[0]]).max() > 1e-3
+
+
+# ---------------------------------------------------------------------------------------------
+# compose, vote, select / replace / concatenate, errors.
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("io", ["many_to_one", "many_to_many"])
+def test_compose_shapes_and_vote(io):
+    cfg = tiny_config("lstm", io)
+    P = {k: {n: jnp.asarray(v, jnp.float32) for n, v in d.items()}
+         for k, d in tiny_params(cfg).items()}
+    x = tiny_inputs(cfg, n=9)
+    decomp = make_decomp(cfg, KEEP_ROLLED, "code")
+    pred, scores = compose(decomp, P)(x)
+    want = (9,) if io == "many_to_one" else (9, T)
+    assert pred.shape == want and scores.shape == (C,) + want
+    assert np.issubdtype(np.asarray(pred).dtype, np.integer)
+    np.testing.assert_array_equal(pred, np.asarray(scores).argmax(0))
+    np.testing.assert_allclose(scores, module_scores(decomp, P, x), atol=0)
+    # batching: a small batch size pads the last batch and gives the same scores
+    np.testing.assert_allclose(module_scores(decomp, P, x, batch_size=4), scores, atol=1e-6)
+    # vote maps winning module -> its head class
+    sub = select(decomp, [3, 1])
+    p2, s2 = compose(sub, P)(x)
+    np.testing.assert_array_equal(p2, np.where(np.asarray(s2)[0] >= np.asarray(s2)[1], 3, 1))
+    np.testing.assert_array_equal(vote(s2, sub.head_class), p2)
+
+
+def test_select_replace_concatenate():
+    cfg = tiny_config("gru", "many_to_one")
+    P = {k: {n: jnp.asarray(v, jnp.float32) for n, v in d.items()}
+         for k, d in tiny_params(cfg).items()}
+    x = tiny_inputs(cfg, n=5)
+    a = make_decomp(cfg, KEEP_ROLLED, "code")
+    b = make_decomp(cfg, ~KEEP_ROLLED | np.eye(H, dtype=bool)[None, :2], "code")
+    sa = np.asarray(module_scores(a, P, x))
+    sb = np.asarray(module_scores(b, P, x))
+
+    s = select(a, [2, 0])
+    assert s.num_modules == 2 and s.class_names == ("c2", "c0")
+    np.testing.assert_array_equal(s.keep, np.asarray(a.keep)[[2, 0]])
+    np.testing.assert_array_equal(s.head_class, [2, 0])
+    np.testing.assert_allclose(module_scores(s, P, x), sa[[2, 0]], atol=1e-6)
+
+    r = replace(a, 1, b, 1)
+    ka, kb, kr = (np.asarray(d.keep) for d in (a, b, r))
+    np.testing.assert_array_equal(kr[1], kb[1])
+    np.testing.assert_array_equal(np.delete(kr, 1, 0), np.delete(ka, 1, 0))
+    assert not np.array_equal(ka[1], kb[1])
+    sr = np.asarray(module_scores(r, P, x))
+    np.testing.assert_allclose(sr[1], sb[1], atol=1e-6)
+    np.testing.assert_allclose(np.delete(sr, 1, 0), np.delete(sa, 1, 0), atol=1e-6)
+    assert r.class_names == a.class_names and r.options == a.options
+
+    cat = concatenate(a, select(b, [0]))
+    assert cat.num_modules == C + 1
+    assert cat.class_names == a.class_names + ("c0",)
+    np.testing.assert_array_equal(cat.head_class, [0, 1, 2, 3, 0])
+    np.testing.assert_allclose(module_scores(cat, P, x), np.concatenate([sa, sb[:1]]), atol=1e-6)
+    # pytree: jit through a Decomposition
+    n = jax.jit(lambda d: jnp.sum(~d.keep))(cat)
+    assert int(n) == int((~np.asarray(cat.keep)).sum())
+
+
+def test_errors_name_the_argument():
+    cfg = tiny_config("lstm", "many_to_one")
+    P = tiny_params(cfg)
+    a = make_decomp(cfg, KEEP_ROLLED, "code")
+    with pytest.raises(ValueError, match="classes"):
+        select(a, [])
+    with pytest.raises(ValueError, match="classes"):
+        select(a, [0, C])
+    with pytest.raises(ValueError, match="classes"):
+        select(a, [-1])
+    other_cfg = tiny_config("gru", "many_to_one")
+    with pytest.raises(ValueError, match="other"):
+        replace(a, 0, make_decomp(other_cfg, KEEP_ROLLED, "code"), 0)
+    with pytest.raises(ValueError, match="other"):
+        replace(a, 0, make_decomp(cfg, np.ones((C, 2, T, H), bool), "code", "unrolled"), 0)
+    with pytest.raises(ValueError, match=r"\bc\b"):
+        replace(a, C, a, 0)
+    with pytest.raises(ValueError, match="c_other"):
+        replace(a, 0, a, -C - 1)
+    with pytest.raises(ValueError, match="a and b"):
+        concatenate(a, make_decomp(cfg, KEEP_ROLLED, "paper"))
+    with pytest.raises(ValueError, match="c must"):
+        masks_for(a, C, P)
+    with pytest.raises(ValueError, match="c must"):
+        apply_masks(P, a, -1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trained synthetic models: composed vs monolithic, chosen vs random removals.
+# ---------------------------------------------------------------------------------------------
+
+N_TRAIN = 2000
+N_TEST = 1000
+
+
+@functools.lru_cache(maxsize=None)
+def trained_lstm(io):
+    """A 1-layer LSTM-64 on the synthetic task (about 10 s of training on 2 CPU cores)."""
+    from modjax.data.synthetic import load_synthetic
+    from modjax.train import fit, predict
+
+    data = load_synthetic(io, n_train=N_TRAIN, n_test=N_TEST, seed=0)
+    cfg = ModelConfig(io=io, cell="lstm", num_classes=data.num_classes,
+                      vocab_size=data.vocab_size, in_len=data.in_len, out_len=data.out_len,
+                      layers=1, units=64, embed_dim=32)
+    params, _ = fit(cfg, data, epochs=10, batch_size=32, learning_rate=3e-3, seed=0,
+                    progress=False, validate=False)
+    mono = predict(cfg, params, data.x_test)
+    return cfg, params, data, mono
+
+
+def random_like(decomp, seed):
+    """Random keep vectors with the SAME number of removals per module, layer (and step)."""
+    rng = np.random.default_rng(seed)
+    k = np.asarray(decomp.keep)
+    flat = k.reshape(-1, k.shape[-1])
+    out = np.ones_like(flat)
+    for i, row in enumerate(flat):
+        out[i, rng.choice(row.size, int((~row).sum()), replace=False)] = False
+    rnd = decomp.replace(keep=jnp.asarray(out.reshape(k.shape)))
+    np.testing.assert_array_equal((~np.asarray(rnd.keep)).sum(-1), (~k).sum(-1))
+    return rnd
+
+
+#: (io, mode, accuracy used for the comparison)
+TRAINED = [("many_to_one", "rolled", False), ("many_to_many", "unrolled", False)]
+
+
+def _acc(pred, y, many, ignore_padding=False):
+    return accuracy(pred, y, ignore_padding=ignore_padding)
+
+
+@pytest.mark.parametrize("io,mode", [("many_to_one", "rolled"), ("many_to_many", "unrolled")])
+def test_composed_accuracy_close_to_monolithic(io, mode):
+    """Default cap 0.05: composed accuracy within 1 pp of the monolithic model."""
+    cfg, params, data, mono = trained_lstm(io)
+    with pytest.warns(UserWarning) if io == "many_to_many" else _nullcontext():
+        decomp = decompose(params, (data.x_train, data.y_train), model=cfg, mode=mode)
+    assert (~np.asarray(decomp.keep)).any()
+    pred, scores = compose(decomp, params)(data.x_test)
+    mono_acc = accuracy(mono, data.y_test)
+    comp_acc = accuracy(pred, data.y_test)  # padding included, as the paper reports
+    msg = f"{io}: monolithic {mono_acc:.4f} composed {comp_acc:.4f}"
+    if cfg.many_output:
+        mono_np = accuracy(mono, data.y_test, ignore_padding=True)
+        comp_np = accuracy(pred, data.y_test, ignore_padding=True)
+        msg += f" (non-pad: {mono_np:.4f} vs {comp_np:.4f})"
+        assert abs(comp_np - mono_np) <= 0.01, msg
+    print(msg)
+    assert mono_acc > (0.9 if io == "many_to_one" else 0.85), msg
+    assert abs(comp_acc - mono_acc) <= 0.01, msg
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+# Margins measured (1-layer LSTM-64, seed 0; 5 random draws):
+#   many_to_one, rolled, max_remove 0.4: chosen ~0.91, random ~0.82-0.89.
+#   many_to_many, unrolled, max_remove 0.4: see RANDOM_MARGIN below.
+LARGE_CAP = 0.4
+RANDOM_MARGIN = {"many_to_one": 0.03, "many_to_many": 0.03}
+
+
+@pytest.mark.parametrize("io,mode", [("many_to_one", "rolled"), ("many_to_many", "unrolled")])
+def test_chosen_removals_beat_random(io, mode):
+    """At a large cap the chosen keep vectors beat random ones with the same removal counts."""
+    cfg, params, data, mono = trained_lstm(io)
+    with pytest.warns(UserWarning) if io == "many_to_many" else _nullcontext():
+        decomp = decompose(params, (data.x_train, data.y_train), model=cfg, mode=mode,
+                           max_remove=LARGE_CAP)
+    removed = (~np.asarray(decomp.keep)).sum(-1)
+    assert removed.mean() >= 0.2 * cfg.units  # a real amount of removal
+    ip = cfg.many_output
+    chosen = accuracy(compose(decomp, params)(data.x_test)[0], data.y_test, ignore_padding=ip)
+    rand = [accuracy(compose(random_like(decomp, s), params)(data.x_test)[0], data.y_test,
+                     ignore_padding=ip) for s in range(5)]
+    msg = f"{io}: chosen {chosen:.4f}, random {np.round(rand, 4).tolist()}"
+    print(msg)
+    assert chosen >= np.mean(rand) + RANDOM_MARGIN[io], msg
+    assert chosen > max(rand), msg
