@@ -82,6 +82,8 @@ IO_LABELS = {"one_to_one": "1:1", "many_to_one": "M:1", "one_to_many": "1:N",
 PAPER_TRAINING = {"one_to_one": (5, 32), "many_to_one": (15, 128), "one_to_many": (5, 32),
                   "many_to_many": (10, 128)}
 REAL_DATASETS = ("mathqa", "clinc", "toxic", "brown")
+IO_OF = {"mathqa": "one_to_one", "clinc": "many_to_one", "toxic": "one_to_many",
+         "brown": "many_to_many"}  # as modjax.data.IO_OF, without importing JAX
 SYNTHETIC_IOS = ("one_to_one", "many_to_one", "one_to_many", "many_to_many")
 RESULTS_FORMAT = "modjax-reproduce"
 RESULTS_VERSION = 1
@@ -102,8 +104,6 @@ class DatasetSpec:
 
 def parse_dataset(dataset: str, source: str) -> DatasetSpec:
     """Validate ``--dataset``/``--source``; raises ``ValueError`` with a clear message."""
-    from modjax.data import IO_OF
-
     d = dataset.strip().lower()
     if d == "tatoeba" or d.startswith("tatoeba") or d == "synthetic:encoder_decoder":
         raise ValueError(
@@ -359,7 +359,7 @@ def evaluate_mode(config, params, data, mode, *, max_remove, u_mask, rolled_obs)
     y = np.asarray(data.y_test)
     comp = metrics.accuracy(pred, y)
     comp_np = metrics.accuracy(pred, y, ignore_padding=True) if config.many_output else None
-    logging.info("composed %d modules on %d test examples in %.2fs: accuracy %.4f", 
+    logging.info("composed %d modules on %d test examples in %.2fs: accuracy %.4f",
                  decomp.num_modules, len(y), compose_s, comp)
     t0 = time.perf_counter()
     ji = metrics.jaccard_paper(decomp, params)

@@ -16,7 +16,8 @@ Subcommands:
   synthetic:<io>   an embedded synthetic task (io: one_to_one, many_to_one, one_to_many,
                    many_to_many, encoder_decoder); sizes via --synthetic_n_train/_n_test/_seed
   <name>           a paper dataset from local files: mathqa, clinc, toxic, brown, tatoeba
-                   (under $MODJAX_DATA or --data_path)
+                   (under $MODJAX_DATA or --data_path); mathqa_shared, toxic_shared,
+                   clinc_shared, brown_shared: tokenised with the pair's shared vocabulary
   FILE.npz         arrays x_train, y_train (optional x_test, y_test, class_names; for an
                    encoder-decoder model also decoder_input_train/_test and concern_train/_test)
 
@@ -44,43 +45,62 @@ FLAGS = flags.FLAGS
 SUBCOMMANDS = ("decompose",)
 _IOS = ("one_to_one", "many_to_one", "one_to_many", "many_to_many", "encoder_decoder")
 
-flags.DEFINE_string("model", None, "Trained model: a modjax checkpoint directory (with "
+
+def define_flags() -> None:
+    """Define the CLI's flags on absl's global ``FLAGS`` (once).
+
+    Called by :func:`run`, not at import: importing :mod:`modjax.cli` (e.g. from a script with
+    its own ``--mode`` flag) defines nothing.
+    """
+    if "model" in FLAGS and "synthetic_n_train" in FLAGS:
+        return
+    d = flags
+    d.DEFINE_string("model", None, "Trained model: a modjax checkpoint directory (with "
                     "format.json, see modjax.save_model) or a Keras 2 .h5 file.")
-flags.DEFINE_string("data", None, "Data: synthetic:<io>, a dataset name (mathqa, clinc, toxic, "
+    d.DEFINE_string("data", None, "Data: synthetic:<io>, a dataset name (mathqa, clinc, toxic, "
                     "brown, tatoeba; local files) or a .npz file with x_train, y_train "
                     "[, x_test, y_test, class_names].")
-flags.DEFINE_string("out", None, "Output directory (created; files in it are replaced).")
-flags.DEFINE_enum("mode", "auto", ["auto", "rolled", "unrolled"],
+    d.DEFINE_string("out", None, "Output directory (created; files in it are replaced).")
+    d.DEFINE_enum("mode", "auto", ["auto", "rolled", "unrolled"],
                   "Decomposition mode; auto: unrolled for many-output models (one_to_many, "
                   "many_to_many), rolled otherwise.")
-flags.DEFINE_string("preset", None, "A named option set (modjax.PRESETS: artifact, paper_text); "
-                    "explicit option flags override it.")
-flags.DEFINE_float("max_remove", None, "Removal cap per layer (fraction of units; default 0.05).",
-                   lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_enum("u_mask", None, ["code", "paper"],
+    d.DEFINE_string("preset", None, "A named option set (modjax.PRESETS: artifact, "
+                    "paper_text); explicit option flags override it.")
+    d.DEFINE_float("max_remove", None, "Removal cap per layer (fraction of units; default "
+                   "0.05).", lower_bound=0.0, upper_bound=1.0)
+    d.DEFINE_enum("u_mask", None, ["code", "paper"],
                   "Recurrent-kernel mask semantics (default code).")
-flags.DEFINE_enum("rolled_obs", None, ["last_step", "all_steps"],
+    d.DEFINE_enum("rolled_obs", None, ["last_step", "all_steps"],
                   "What one-output models observe in rolled mode (default last_step).")
-flags.DEFINE_enum("gate_mode", None, ["unit", "per_gate"],
+    d.DEFINE_enum("gate_mode", None, ["unit", "per_gate"],
                   "unit: a unit leaves every gate (default); per_gate: gate columns scored and "
                   "removed on their own (LSTM/GRU).")
-flags.DEFINE_integer("n_pos", None, "Positive examples per class (and step); default 500 "
+    d.DEFINE_integer("n_pos", None, "Positive examples per class (and step); default 500 "
                      "(1000 encoder-decoder).", lower_bound=1)
-flags.DEFINE_integer("n_neg", None, "Negative examples; default ceil(n_pos / (C - 1)).",
+    d.DEFINE_integer("n_neg", None, "Negative examples; default ceil(n_pos / (C - 1)).",
                      lower_bound=1)
-flags.DEFINE_enum("split", "test", ["test", "train", "none"],
+    d.DEFINE_enum("split", "test", ["test", "train", "none"],
                   "Split the monolithic and composed models are evaluated on (none: skip).")
-flags.DEFINE_integer("limit", None, "Use only the first N examples of each split.",
+    d.DEFINE_integer("limit", None, "Use only the first N examples of each split.",
                      lower_bound=1)
-flags.DEFINE_integer("in_len", None, "Input length of a Keras model whose file does not record "
-                     "it (default: the data's).", lower_bound=1)
-flags.DEFINE_string("data_path", None, "Folder of a paper dataset's local files (default: "
+    d.DEFINE_integer("in_len", None, "Input length of a Keras model whose file does not "
+                     "record it (default: the data's).", lower_bound=1)
+    d.DEFINE_string("data_path", None, "Folder of a paper dataset's local files (default: "
                     "$MODJAX_DATA or ../shared/data).")
-flags.DEFINE_integer("synthetic_n_train", 4000, "synthetic:<io>: training examples.",
+    d.DEFINE_integer("synthetic_n_train", 4000, "synthetic:<io>: training examples.",
                      lower_bound=1)
-flags.DEFINE_integer("synthetic_n_test", 1000, "synthetic:<io>: test examples.", lower_bound=1)
-flags.DEFINE_integer("synthetic_seed", 0, "synthetic:<io>: generator seed.")
-flags.DEFINE_boolean("progress", True, "Print progress messages to stderr.")
+    d.DEFINE_integer("synthetic_n_test", 1000, "synthetic:<io>: test examples.",
+                     lower_bound=1)
+    d.DEFINE_integer("synthetic_seed", 0, "synthetic:<io>: generator seed.")
+    d.DEFINE_boolean("progress", True, "Print progress messages to stderr.")
+
+
+#: Datasets tokenised with a vocabulary shared with another one, as the paper's "combined"
+#: models were trained: spec -> (loader in modjax.data.shared_vocab, index in its pair).
+_SHARED = {"mathqa_shared": ("load_mathqa_toxic_shared", 0),
+           "toxic_shared": ("load_mathqa_toxic_shared", 1),
+           "clinc_shared": ("load_clinc_brown_shared", 0),
+           "brown_shared": ("load_clinc_brown_shared", 1)}
 
 _OPTION_FLAGS = ("max_remove", "u_mask", "rolled_obs", "gate_mode", "n_pos", "n_neg")
 
@@ -169,12 +189,22 @@ def load_data_arg(spec: str, config):
         except (OSError, ValueError, KeyError, ImportError) as e:
             raise CLIError(f"--data: cannot load dataset {spec!r} from local files: "
                            f"{_one_line(e)}") from None
+    if spec in _SHARED:
+        from modjax.data import shared_vocab
+
+        fn, idx = _SHARED[spec]
+        try:
+            return getattr(shared_vocab, fn)(source="local", path=FLAGS.data_path or None)[idx]
+        except (OSError, ValueError, KeyError, ImportError) as e:
+            raise CLIError(f"--data: cannot load dataset {spec!r} from local files: "
+                           f"{_one_line(e)}") from None
     if spec.endswith(".npz") or os.path.isfile(spec):
         if not os.path.isfile(spec):
             raise CLIError(f"--data: no such file: {spec!r}")
         return _load_npz(spec, config, TaskData)
+    names = ", ".join(list(LOADERS) + list(_SHARED))
     raise CLIError(f"--data: unknown data spec {spec!r}; expected synthetic:<io> (io one of "
-                   f"{', '.join(_IOS)}), a dataset name ({', '.join(LOADERS)}) or a .npz file")
+                   f"{', '.join(_IOS)}), a dataset name ({names}) or a .npz file")
 
 
 def _load_npz(path, config, TaskData):
@@ -289,7 +319,9 @@ def _options(config):
     mode = FLAGS.mode
     if mode == "auto":
         mode = "unrolled" if config.many_output else "rolled"
-        origin = f"auto: {'many' if config.many_output else 'one'}-output model"
+        kind = ("encoder-decoder" if config.io == "encoder_decoder" else
+                "many-output" if config.many_output else "one-output")
+        origin = f"auto: {kind} model"
     else:
         origin = "--mode"
     opts["mode"] = mode
@@ -370,6 +402,11 @@ def cmd_decompose() -> int:
     n_pos, n_neg, per_class = resolved.resolved(config, len(class_names))
 
     notes: list = []
+    if data.vocab is not None and data.vocab_size != config.vocab_size:
+        notes.append(f"the data's tokenizer has {data.vocab_size} ids but --model's embedding "
+                     f"has {config.vocab_size}: the model was probably trained with another "
+                     "vocabulary (e.g. a shared one: --data=<name>_shared)")
+        print(f"warning: {notes[-1]}", file=sys.stderr)
     progress(f"decomposing ({resolved.mode}, max_remove={resolved.max_remove}, "
              f"u_mask={resolved.u_mask}, n_pos={n_pos}) — first call compiles")
     try:
@@ -403,6 +440,8 @@ def cmd_decompose() -> int:
     summary.rows.append(("classes (modules)", str(C)))
 
     eval_split = FLAGS.split
+    if eval_split == "none":
+        notes.append("evaluation skipped (--split=none): no accuracy")
     if eval_split == "test" and len(data.x_test) == 0:
         notes.append("the data has no test split: accuracy not computed (use --split=train to "
                      "evaluate on the train split)")
@@ -543,4 +582,5 @@ def _fail(msg: str, cmd: str = "") -> None:
 
 def run(argv=None) -> None:
     """Entry point (``python -m modjax``)."""
+    define_flags()
     app.run(main, argv=argv)

@@ -65,7 +65,13 @@ def active_rate(a: Array, valid: Array, threshold: float = 0.0, absolute: bool =
     """
     hit = (jnp.abs(a) >= threshold) if absolute else (a > threshold)
     hit = hit & valid[:, None]
-    return jnp.sum(hit, axis=0) / jnp.sum(valid)
+    count = jnp.sum(hit, axis=0)
+    # XLA rewrites ``x / broadcast(n)`` as ``x * (1 / n)``, which is off by an ulp (12 / 40 ->
+    # 0.30000000000000004) and flips the ReLU rule's ``d <= threshold`` at exact boundaries.
+    # A same-shape divisor keeps a true, correctly rounded division, as NumPy computes it.
+    # ``n`` is built elementwise from ``count`` (not a broadcast, also under vmap).
+    n = jax.lax.optimization_barrier(jnp.where(count >= 0, jnp.sum(valid), 0))
+    return count / n
 
 
 def removal_count(max_remove: float, H: int) -> int:

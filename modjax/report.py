@@ -168,7 +168,7 @@ def render_markdown(summary: Summary, *, title: str, command: str,
     out.append(markdown_table(["", "value"], [[k, v] for k, v in summary.rows], ["<", ">"]))
     out.append("")
     for n in summary.notes:
-        out.append(f"* {n}")
+        out.append("* " + str(n).replace("<", "&lt;").replace(">", "&gt;"))
     if summary.notes:
         out.append("")
     out += ["## Modules", "", markdown_table(headers, rows, align), ""]
@@ -245,7 +245,8 @@ def keep_heatmap(keep: np.ndarray, class_names: Sequence[str], path: str, *,
         ax.set_yticklabels([f"{n}  (−{r})" for n, r in zip(names, removed)])
         ax.set_ylabel("module (class), units removed")
         _layer_axis(ax, L, H)
-        ax.set_title(title or "Units kept by each module (red: removed)", fontsize=11)
+        ax.set_title(title or "Units kept by each module (red: removed)", fontsize=11,
+                     pad=16 if L > 1 else 6)
         save_figure_atomic(fig, path)
         plt.close(fig)
         return
@@ -259,7 +260,7 @@ def keep_heatmap(keep: np.ndarray, class_names: Sequence[str], path: str, *,
     kept_steps = keep.sum(-1)  # [C, L, T]
     panel_h = 1.2 + row_h * C
     fig = plt.figure(figsize=(width, 2 * panel_h + 0.6))
-    gs = fig.add_gridspec(2, L, height_ratios=[1, 1], hspace=0.55, wspace=0.25)
+    gs = fig.add_gridspec(2, L, height_ratios=[1, 1], hspace=0.45, wspace=0.25)
     ax = fig.add_subplot(gs[0, :])
     im = ax.imshow(frac.reshape(C, L * H), aspect="auto", cmap="magma", vmin=0, vmax=1,
                    interpolation="nearest")
@@ -270,7 +271,7 @@ def keep_heatmap(keep: np.ndarray, class_names: Sequence[str], path: str, *,
     ax.set_ylabel("module (class)")
     _layer_axis(ax, L, H)
     ax.set_title(title or "Units kept by each module: fraction of steps (with examples) at "
-                 "which each unit is kept", fontsize=11)
+                 "which each unit is kept", fontsize=11, pad=16 if L > 1 else 6)
     lo = int(kept_steps.min())
     for l in range(L):
         a = fig.add_subplot(gs[1, l])
@@ -292,7 +293,11 @@ def keep_heatmap(keep: np.ndarray, class_names: Sequence[str], path: str, *,
                         v = int(kept_steps[c, l, t])
                         a.text(t, c, str(H - v) if v < H else "", ha="center", va="center",
                                fontsize=6, color="white")
+    from matplotlib.ticker import MaxNLocator
+
     cb2 = fig.colorbar(im2, ax=fig.axes[-L:], fraction=0.03, pad=0.01)
+    cb2.locator = MaxNLocator(integer=True)
+    cb2.update_ticks()
     cb2.set_label(f"units kept (of {H}); numbers: removed", fontsize=8)
     if not has.all():
         fig.text(0.01, 0.005, "hatched: no examples of the class at that step (the module keeps "

@@ -188,7 +188,8 @@ def fit(config: ModelConfig, data: TaskData, *, epochs: int = 5, batch_size: int
         if validate and data.x_test is not None and len(data.x_test):
             history["val_accuracy"].append(accuracy(config, params, data, "test"))
         if progress:
-            va = history["val_accuracy"][-1] if history["val_accuracy"] else float("nan")
-            print(f"epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f} "
-                  f"val_accuracy {va:.4f} ({history['seconds'][-1]:.1f}s)", flush=True)
+            va = (f" val_accuracy {history['val_accuracy'][-1]:.4f}"
+                  if history["val_accuracy"] else "")
+            print(f"epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}{va} "
+                  f"({history['seconds'][-1]:.1f}s)", flush=True)
     return params, history

@@ -36,6 +36,9 @@ C = 4
 T = 5
 H = 3
 
+#: jit-compiled apply_model (eager flax applies re-trace the scan on every call: slow).
+fwd = jax.jit(apply_model, static_argnums=(0,), static_argnames=("u_mask", "return_hidden"))
+
 # Hand-chosen rolled keep vectors [C, L=2, H=3]: every module removes at least one unit; module
 # 0 removes unit 1 of layer 0 and unit 2 of layer 1, module 2 keeps all of layer 0.
 KEEP_ROLLED = np.array([
@@ -202,7 +205,7 @@ def test_three_paths_agree(case, io):
             for c in range(C):
                 ref, hidden = ref_scores(cfg, P, x, KEEP_ROLLED[c], c, u_mask)
                 mp = apply_masks(P, decomp, c)
-                z = np.asarray(apply_model(cfg, mp, x))
+                z = np.asarray(fwd(cfg, mp, x))
                 # The channelled head holds two meaningful logits, p and q (spec §2.5): the
                 # score is the 2-way softmax over them; the other logits are exactly 0.
                 q = 1 if c == 0 else 0
@@ -210,7 +213,7 @@ def test_three_paths_agree(case, io):
                 via_masks = 1.0 / (1.0 + np.exp(-(z[..., c] - z[..., q])))
                 # channel_score applies to the ORIGINAL head's logits (here: keep-masked rows).
                 np.testing.assert_allclose(
-                    channel_score(apply_model(cfg, P, x, keep=KEEP_ROLLED[c], u_mask=u_mask), c),
+                    channel_score(fwd(cfg, P, x, keep=KEEP_ROLLED[c], u_mask=u_mask), c),
                     ref, rtol=0, atol=1e-6)
                 if io == "many_to_one":
                     assert via_masks.shape == (6,)
@@ -273,7 +276,7 @@ def test_paper_semantics_removed_unit_outputs_zero(case):
                                                jnp.float32)
     x = np.random.default_rng(1).integers(1, 11, (8, 7)).astype(np.int32)
     keep = np.array([[1, 0, 1, 1, 0], [0, 1, 1, 0, 1]], bool)
-    _, aux = apply_model(cfg, params, x, keep=keep, u_mask="paper", return_hidden=True)
+    _, aux = fwd(cfg, params, x, keep=keep, u_mask="paper", return_hidden=True)
     hid = np.asarray(aux["hidden"])  # [L, N, T, H]
     for l in range(2):
         assert np.all(hid[l][..., ~keep[l]] == 0.0), (l, hid[l][..., ~keep[l]])
@@ -282,10 +285,10 @@ def test_paper_semantics_removed_unit_outputs_zero(case):
     keep_t = np.ones((2, 7, 5), bool)
     keep_t[:, :, 3] = False
     keep_t[0, 2, 0] = False
-    _, aux = apply_model(cfg, params, x, keep=keep_t, u_mask="paper", return_hidden=True)
+    _, aux = fwd(cfg, params, x, keep=keep_t, u_mask="paper", return_hidden=True)
     assert np.all(np.asarray(aux["hidden"])[..., 3] == 0.0)
     # In "code" semantics the same removed units compute (tanh cells; ReLU may sit at 0).
-    _, aux = apply_model(cfg, params, x, keep=keep, u_mask="code", return_hidden=True)
+    _, aux = fwd(cfg, params, x, keep=keep, u_mask="code", return_hidden=True)
     if activation == "tanh":
         assert np.abs(np.asarray(aux["hidden"])[0][..., ~keep[0]]).max() > 1e-3
 

@@ -1,0 +1,144 @@
+"""Tests of modjax.metrics on hand-made examples whose values are computed by hand.
+
+The example: a 1-layer SimpleRNN, ``E = 2``, ``H = 3``, ``C = 3``, ``V = 4``, every weight a
+distinct non-zero float (so a masked 0 or a channelled mean never equals a model value).
+Leaves: embedding 8, kernel 6, recurrent_kernel 9, bias 3, dense kernel 9, dense bias 3.
+Modules (class p, removed units R): 0 ({1}), 1 ({}), 2 ({0, 1}).
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from modjax.decomposition import Decomposition, DecomposeOptions
+from modjax.metrics import (accuracy, corpus_bleu, jaccard_paper, jaccard_positional, overlap,
+                            retention, units_kept)
+from modjax.models import ModelConfig
+
+CFG = ModelConfig(io="many_to_one", cell="simple", num_classes=3, vocab_size=4, in_len=3,
+                  layers=1, units=3, embed_dim=2)
+KEEP = np.array([[[1, 0, 1]], [[1, 1, 1]], [[0, 0, 1]]], bool)  # [C, L, H]
+
+
+def params():
+    rng = np.random.default_rng(0)
+    shapes = {"embedding": {"embedding": (4, 2)},
+              "rnn_0": {"kernel": (2, 3), "recurrent_kernel": (3, 3), "bias": (3,)},
+              "dense": {"kernel": (3, 3), "bias": (3,)}}
+    # float32, as trained params are (apply_masks returns jnp arrays: float32 without x64).
+    return {k: {n: rng.uniform(1.0, 2.0, s).astype(np.float32) for n, s in d.items()}
+            for k, d in shapes.items()}
+
+
+def decomp(keep=KEEP, u_mask="code", mode="rolled"):
+    keep = jnp.asarray(keep, bool)
+    M = keep.shape[2] if mode == "unrolled" else 1
+    return Decomposition(keep=keep, head_class=jnp.arange(keep.shape[0], dtype=jnp.int32),
+                         has_positives=jnp.ones((keep.shape[0], M), bool), config=CFG,
+                         options=DecomposeOptions(mode=mode, u_mask=u_mask),
+                         class_names=("a", "b", "c"))
+
+
+def ji(k):
+    return k / (2 - k)
+
+
+def test_accuracy_with_and_without_padding():
+    y = np.array([[0, 0, 1, 2], [0, 3, 3, 1]])
+    pred = np.array([[0, 1, 1, 2], [2, 3, 1, 1]])
+    # all 8 positions: 5 equal; non-pad (label != 0): 5 positions, 4 equal
+    assert accuracy(pred, y) == pytest.approx(5 / 8)
+    assert accuracy(pred, y, ignore_padding=True) == pytest.approx(4 / 5)
+    assert accuracy(np.array([1, 2, 3]), np.array([1, 0, 3])) == pytest.approx(2 / 3)
+    assert np.isnan(accuracy(np.zeros((2, 2)), np.zeros((2, 2)), ignore_padding=True))
+    with pytest.raises(ValueError, match="pred and labels"):
+        accuracy(np.zeros(3), np.zeros(4))
+
+
+def test_jaccard_paper_by_hand():
+    # A = rnn kernel (6) + dense kernel (9) = 15 values.
+    # Module 0 (p=0, q=1, R={1}): kernel keeps 4; dense column 0 keeps rows 0, 2 (row 1 is a
+    #   removed unit's out-edge), column q is a mean, column 2 is 0 -> 6 of 15 unchanged.
+    # Module 1 (p=1, nothing removed): 6 + column 1's 3 -> 9 of 15.
+    # Module 2 (p=2, R={0,1}): kernel column 2 (2) + dense [2, 2] (1) -> 3 of 15.
+    got = jaccard_paper(decomp(), params())
+    np.testing.assert_allclose(got, [ji(6 / 15), ji(9 / 15), ji(3 / 15)], atol=1e-12)
+    np.testing.assert_allclose(got, [0.25, 3 / 7, 1 / 9], atol=1e-12)
+    # The input kernels do not depend on the recurrent semantics in a 1-layer model.
+    np.testing.assert_allclose(jaccard_paper(decomp(u_mask="paper"), params()), got)
+
+
+def test_jaccard_paper_unrolled_averages_steps():
+    keep = np.ones((3, 1, 3, 3), bool)  # [C, L, T, H]
+    keep[0, 0, 0] = [1, 0, 1]  # module 0 removes unit 1 at step 0 only
+    got = jaccard_paper(decomp(keep, mode="unrolled"), params())
+    # module 0: steps give 6/15, 9/15, 9/15; modules 1, 2 keep everything: 9/15 each step
+    np.testing.assert_allclose(got, [(ji(6 / 15) + 2 * ji(9 / 15)) / 3, ji(9 / 15), ji(9 / 15)],
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("u_mask,unchanged", [("code", [25, 30, 18]), ("paper", [21, 30, 14])])
+def test_jaccard_positional_by_hand(u_mask, unchanged):
+    # 38 weights. Unchanged per leaf (emb, kernel, U, bias, dense kernel, dense bias):
+    #   code:  m0 8+4+8+2+2+1, m1 8+6+9+3+3+1, m2 8+2+5+1+1+1
+    #   paper: U keeps only kept x kept entries: m0 U 4, m2 U 1.
+    # The dense bias keeps entry p only (q is a mean, the rest 0).
+    got = jaccard_positional(decomp(u_mask=u_mask), params())
+    np.testing.assert_allclose(got, [ji(u / 38) for u in unchanged], atol=1e-12)
+
+
+@pytest.mark.parametrize("u_mask,kept", [("code", [20, 27, 11]), ("paper", [16, 27, 7])])
+def test_retention_by_hand(u_mask, kept):
+    # Masked leaves: kernel 6, U 9, bias 3, dense kernel 9 -> 27 weights.
+    #   code:  m0 4+8+2+6, m2 2+5+1+3.   paper: m0 4+4+2+6, m2 2+1+1+3.
+    np.testing.assert_allclose(retention(decomp(u_mask=u_mask), params()),
+                               np.array(kept) / 27, atol=1e-12)
+
+
+def test_retention_two_layers_paper_masks_next_layer_rows():
+    cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=2, vocab_size=4, in_len=3,
+                      layers=2, units=2, embed_dim=3)
+    from modjax.models import init_params
+    p = init_params(cfg)
+    keep = jnp.asarray([[[1, 0], [1, 1]], [[1, 1], [1, 1]]], bool)
+    mk = lambda u: Decomposition(keep=keep, head_class=jnp.arange(2, dtype=jnp.int32),
+                                 has_positives=jnp.ones((2, 1), bool), config=cfg,
+                                 options=DecomposeOptions(u_mask=u), class_names=("a", "b"))
+    # weights: l0 kernel 3x8, U 2x8, b 8; l1 kernel 2x8, U 2x8, b 8; dense 2x2 -> 92
+    # module 0 removes unit 1 of layer 0 (4 gate columns):
+    #   code : l0 kernel 12, U 16-4 = 12 (source 1 x its 4 columns), b 4; l1 all 40; dense 4 -> 72
+    #   paper: l0 kernel 12, U 4 (row 0 x kept columns), b 4; l1 kernel row 1 lost (8) -> 32;
+    #          dense 4 -> 56
+    np.testing.assert_allclose(retention(mk("code"), p), [72 / 92, 1.0])
+    np.testing.assert_allclose(retention(mk("paper"), p), [56 / 92, 1.0])
+
+
+def test_overlap_and_units_kept():
+    o = overlap(decomp())
+    # kept sets {0,2}, {0,1,2}, {2}
+    want = np.array([[1, 2 / 3, 1 / 2], [2 / 3, 1, 1 / 3], [1 / 2, 1 / 3, 1]])
+    np.testing.assert_allclose(o, want, atol=1e-12)
+    np.testing.assert_allclose(o, o.T)
+    np.testing.assert_array_equal(np.diag(o), 1.0)
+    np.testing.assert_array_equal(units_kept(decomp()), [[2], [3], [1]])
+    rnd = np.random.default_rng(1).random((5, 2, 4, 7)) > 0.3
+    d = Decomposition(keep=jnp.asarray(rnd), head_class=jnp.arange(5, dtype=jnp.int32),
+                      has_positives=jnp.ones((5, 4), bool), config=CFG,
+                      options=DecomposeOptions(mode="unrolled"), class_names=tuple("abcde"))
+    o = overlap(d)
+    np.testing.assert_allclose(o, o.T)
+    np.testing.assert_array_equal(np.diag(o), 1.0)
+    assert np.all((o >= 0) & (o <= 1))
+
+
+def test_corpus_bleu_sanity():
+    pytest.importorskip("sacrebleu")
+    refs = ["the cat sat on the mat", "a dog ran in the park today"]
+    assert corpus_bleu(refs, refs) == pytest.approx(100.0)
+    assert corpus_bleu(refs, refs, max_ngram_order=1) == pytest.approx(100.0)
+    # BLEU-1: 2 of 3 unigrams match, same length (no brevity penalty) -> 66.67
+    assert corpus_bleu(["a b c"], ["a b d"], max_ngram_order=1) == pytest.approx(200 / 3)
+    assert corpus_bleu(["x y z"], ["a b c"]) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="same length"):
+        corpus_bleu(["a"], ["a", "b"])
