@@ -252,17 +252,18 @@ def declare_cell_params(module: nn.Module, cfg: CellConfig, in_dim: int) -> dict
     GRU ``reset_after=True``: ``[2, gH]``).
     """
     gw = cfg.gate_width
-    kernel = module.param("kernel", nn.initializers.glorot_uniform(), (in_dim, gw))
-    rk = module.param("recurrent_kernel", nn.initializers.orthogonal(), (cfg.units, gw))
+    f32 = jnp.float32  # explicit: under jax_enable_x64 the initialisers default to float64
+    kernel = module.param("kernel", nn.initializers.glorot_uniform(), (in_dim, gw), f32)
+    rk = module.param("recurrent_kernel", nn.initializers.orthogonal(), (cfg.units, gw), f32)
     if cfg.cell == "lstm":
-        def init(key, shape, dtype=jnp.float32):
+        def init(key, shape, dtype=f32):
             del key
             return jnp.zeros(shape, dtype).at[cfg.units:2 * cfg.units].set(1.0)
-        bias = module.param("bias", init, (gw,))
+        bias = module.param("bias", init, (gw,), f32)
     elif cfg.cell == "gru" and cfg.reset_after:
-        bias = module.param("bias", nn.initializers.zeros, (2, gw))
+        bias = module.param("bias", nn.initializers.zeros, (2, gw), f32)
     else:
-        bias = module.param("bias", nn.initializers.zeros, (gw,))
+        bias = module.param("bias", nn.initializers.zeros, (gw,), f32)
     return {"kernel": kernel, "recurrent_kernel": rk, "bias": bias}
 
 

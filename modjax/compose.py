@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import functools
+import operator
 from typing import Callable, Optional, Sequence
 
 import jax
@@ -173,7 +174,11 @@ def select(decomp: Decomposition, classes: Sequence[int]) -> Decomposition:
 def replace(decomp: Decomposition, c: int, other: Decomposition, c_other: int) -> Decomposition:
     """Swap module ``c`` for module ``c_other`` of another decomposition of the same model."""
     for name, i, d in (("c", c, decomp), ("c_other", c_other, other)):
-        if not (isinstance(i, (int, np.integer)) and 0 <= i < d.num_modules):
+        try:
+            ok = 0 <= operator.index(i) < d.num_modules
+        except TypeError:
+            ok = False
+        if not ok:
             raise ValueError(f"{name} must be a module index in [0, {d.num_modules}), got {i!r}")
     if other.config != decomp.config or other.keep.shape[1:] != decomp.keep.shape[1:]:
         raise ValueError("other must decompose a model of the same architecture and mode to "

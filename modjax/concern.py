@@ -143,8 +143,11 @@ def gate_scores(pos: Array, pos_valid: Array, neg: Array, neg_valid: Array, kind
     return jnp.concatenate(parts)
 
 
-def select_gates(d: Array, k: int, blocks: int, tie_ratio: float = 1.1) -> Array:
-    """Apply :func:`select_logistic` to each gate block of ``d [gH]`` separately."""
+def select_gates(d: Array, k: int, blocks: int) -> Array:
+    """Per-gate selection (approach 1): in each gate block of ``d [gH]`` separately, remove the
+    (at most) ``k`` lowest columns with ``d < 0``. As in the artifact's ``ALL_GATE`` path, the
+    cap applies per block and there is no tie rule. Returns ``[gH]`` bool keep."""
     H = d.shape[0] // blocks
-    return jnp.concatenate([select_logistic(d[b * H:(b + 1) * H], k, tie_ratio)
+    no_tie = 0.0  # d_min / d >= 1 for negative d, so a ratio of 0 never admits a tie
+    return jnp.concatenate([select_logistic(d[b * H:(b + 1) * H], k, no_tie)
                             for b in range(blocks)])

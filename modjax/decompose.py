@@ -239,7 +239,7 @@ def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
 
     def select(d):
         if per_gate:
-            return concern.select_gates(d, k, spec.blocks, options.tie_ratio)
+            return concern.select_gates(d, k, spec.blocks)
         if relu:
             return concern.select_relu(d, k, options.relu_threshold)
         return concern.select_logistic(d, k, options.tie_ratio)

@@ -30,8 +30,8 @@ class DecomposeOptions:
       n_neg: negatives; default ``ceil(n_pos / (C - 1))`` in total, and for encoder-decoder
         500 from *each* other class.
       gate_mode: ``"unit"`` (approach 2: a unit leaves every gate) or ``"per_gate"``
-        (approach 1: each gate column is scored and removed on its own; a unit is never removed
-        as a whole, so the recurrent kernel's rows — a unit's out-edges — are all kept, only the
+        (approach 1: each gate column is scored and removed on its own, capped per gate block
+        with no tie rule; a unit is never removed as a whole, so the recurrent kernel's rows — a unit's out-edges — are all kept, only the
         removed gate columns lose their input, recurrent and bias weights).
       u_mask: recurrent-kernel semantics: ``"code"`` (the artifact's, which produced the
         published tables: an entry is dropped only if source and destination are removed) or
@@ -107,7 +107,7 @@ class Decomposition:
         scores ``sigmoid(z_p - z_q)`` with ``z_q`` the mean of the other classes' logits
         (spec §2.5). Encoder-decoder modules are not channelled.
       has_positives: bool ``[C, M]`` (``M = 1`` rolled, ``T`` unrolled): whether the class had
-        positive examples there; where not, the module keeps every unit.
+        both positive and negative examples there; where not, the module keeps every unit.
       config: the model's config (static).
       options: the :class:`DecomposeOptions` used (static).
       class_names: names of the classes (static).

@@ -179,15 +179,15 @@ class RNNModel(nn.Module):
         c = self.config
         cc = c.cell_config
         if c.io == "encoder_decoder":
-            self.encoder_embedding = nn.Embed(c.vocab_size, c.embed_dim)
-            self.decoder_embedding = nn.Embed(c.num_classes, c.embed_dim)
+            self.encoder_embedding = nn.Embed(c.vocab_size, c.embed_dim, param_dtype=jnp.float32)
+            self.decoder_embedding = nn.Embed(c.num_classes, c.embed_dim, param_dtype=jnp.float32)
             self.encoder_rnn = [RNN(cc) for _ in range(c.layers)]
             self.decoder_rnn = [RNN(cc) for _ in range(c.layers)]
         else:
-            self.embedding = nn.Embed(c.vocab_size, c.embed_dim)
+            self.embedding = nn.Embed(c.vocab_size, c.embed_dim, param_dtype=jnp.float32)
             self.rnn = [RNN(cc) for _ in range(c.layers)]
         self.drop = nn.Dropout(c.dropout)
-        self.dense = nn.Dense(c.num_classes)
+        self.dense = nn.Dense(c.num_classes, param_dtype=jnp.float32)
 
     # -- shared recurrent stack ---------------------------------------------------------
     def _stack(self, layers, xs, pad_mask, keep, u_mask, initial_carries, return_gates):

@@ -26,7 +26,7 @@ MODELS = {
     "lstm_o2o": ("lstm", "one_to_one", "tanh", 1, 12),
     "lstm_o2m": ("lstm", "one_to_many", "tanh", 2, 12),
     "gru_m2o": ("gru", "many_to_one", "tanh", 1, 16),
-    "gru_m2m": ("gru", "many_to_many", "tanh", 2, 12),
+    "gru_m2m": ("gru", "many_to_many", "tanh", 1, 12),
     "relu_m2o": ("simple", "many_to_one", "relu", 1, 16),
     "relu_o2m": ("simple", "one_to_many", "relu", 1, 16),
 }
