@@ -52,8 +52,9 @@ def apply_masks(params, decomp: Decomposition, c: int) -> dict:
     Masked weights follow :func:`modjax.masks.masks_for` (zeros where the mask is False). The
     head is channelled explicitly (spec §2.5): column ``p`` of ``dense`` is kept, column ``q``
     (``0``, or ``1`` when ``p == 0``) is the mean of the other classes' columns (bias too), and
-    the other columns are zero; the module's score is ``channel_score(logits, p)`` or, with the
-    two meaningful logits, ``sigmoid(z_p - z_q)``. Encoder-decoder heads are not channelled.
+    the other columns are zero. With these params the module's score is
+    ``sigmoid(logits[p] - logits[q])`` over the two meaningful logits (not ``channel_score``,
+    which expects the original head's logits). Encoder-decoder heads are not channelled.
 
     Unrolled decompositions have a different weight per step, which no ordinary model holds:
     use :func:`module_scores` for them (``ValueError`` here).

@@ -50,6 +50,7 @@ def _input_kernels(config, tree) -> np.ndarray:
 
 
 def _ji(a: np.ndarray, b: np.ndarray) -> float:
+    a = a.astype(b.dtype)  # compare in the module's precision (e.g. float64 params, x64 off)
     inter = int(np.isin(b, np.unique(a)).sum())
     return inter / (a.size + b.size - inter)
 
@@ -85,7 +86,7 @@ def jaccard_positional(decomp: Decomposition, params) -> np.ndarray:
         for v in _views(decomp):
             mod = np.concatenate([np.asarray(x).ravel() for x in
                                   jax.tree_util.tree_leaves(apply_masks(params, v, c))])
-            k = float(np.mean(mod == base))
+            k = float(np.mean(mod == base.astype(mod.dtype)))
             vals.append(k / (2 - k))
         out[c] = np.mean(vals)
     return out
