@@ -126,7 +126,7 @@ def carry_h(cfg: CellConfig, carry) -> Array:
 
 
 def masked_recurrent(src: Array, u: Array, keep: Optional[Array], col: Optional[Array],
-                     u_mask: str) -> Array:
+                     u_mask: str, removed_bound: Optional[int] = None) -> Array:
     """``src @ U`` with a module's recurrent mask applied to the matmul input and output.
 
     Args:
@@ -136,6 +136,10 @@ def masked_recurrent(src: Array, u: Array, keep: Optional[Array], col: Optional[
       col: ``[k]`` 1.0 for kept destination columns.
       u_mask: ``"paper"`` (entry kept iff source and destination kept) or ``"code"`` (entry
         dropped only if source and destination are both removed).
+      removed_bound: ``"code"`` only: a static upper bound on the number of removed source
+        units. The correction term then multiplies only the (at most ``removed_bound``) removed
+        rows of ``U`` — a gather and an ``[N, r] @ [r, k]`` matmul — instead of a second full
+        ``[N, H] @ [H, k]`` matmul. Same result.
 
     Returns:
       ``[N, k]``: equal to ``src @ (U * M)`` for the dense mask ``M`` of ``u_mask``.
@@ -145,12 +149,48 @@ def masked_recurrent(src: Array, u: Array, keep: Optional[Array], col: Optional[
     if u_mask == "paper":
         return ((src * keep) @ u) * col
     if u_mask == "code":
+        if removed_bound is not None:
+            if removed_bound == 0:
+                return src @ u
+            removed = keep < 0.5
+            idx = jnp.nonzero(removed, size=removed_bound, fill_value=0)[0]
+            real = jnp.arange(removed_bound) < jnp.sum(removed)  # padding entries weigh 0
+            w = jnp.where(real, (1.0 - keep)[idx], 0.0)
+            return src @ u - ((src[:, idx] * w) @ u[idx]) * (1.0 - col)
         return src @ u - ((src * (1.0 - keep)) @ u) * (1.0 - col)
     raise ValueError(f"u_mask must be one of {U_MASK_MODES}, got {u_mask!r}")
 
 
+def unit_and_column_keep(cfg: CellConfig, keep: Array):
+    """``(source keep [H], column keep [gH])`` of a keep vector ``[H]`` (per unit) or ``[gH]``
+    (per gate column, where no unit is removed as a whole)."""
+    H, g = cfg.units, cfg.spec.blocks
+    if keep.shape[-1] == g * H and g > 1:
+        return jnp.ones(keep.shape[:-1] + (H,), keep.dtype), keep
+    return keep, jnp.tile(keep, (1,) * (keep.ndim - 1) + (g,))
+
+
+def masked_cell_params(cfg: CellConfig, params: Any, keep: Array, u_mask: str = "paper") -> dict:
+    """The dense masked weights of one module: ``cell_step(masked, ..., keep=None)`` equals
+    ``cell_step(params, ..., keep)``.
+
+    ``kernel * col``, ``bias * col`` and ``recurrent_kernel * M`` with ``M = keep ⊗ col``
+    (``"paper"``) or ``1 - (1 - keep) ⊗ (1 - col)`` (``"code"``); ``keep`` is ``[H]`` or
+    ``[gH]`` (float 0/1).
+    """
+    src, col = unit_and_column_keep(cfg, keep)
+    if u_mask == "paper":
+        m = src[:, None] * col[None, :]
+    elif u_mask == "code":
+        m = 1.0 - (1.0 - src)[:, None] * (1.0 - col)[None, :]
+    else:
+        raise ValueError(f"u_mask must be one of {U_MASK_MODES}, got {u_mask!r}")
+    return {"kernel": params["kernel"] * col, "recurrent_kernel": params["recurrent_kernel"] * m,
+            "bias": params["bias"] * col}
+
+
 def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Array] = None,
-              u_mask: str = "paper"):
+              u_mask: str = "paper", removed_bound: Optional[int] = None):
     """One step of a cell, optionally as a decomposed module.
 
     Equations (``σ`` = gate activation, ``φ`` = activation, ``[·]_k`` = gate block k)::
@@ -179,6 +219,7 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
       keep: ``[H]`` float keep vector of the module (per unit), ``[gH]`` (per gate column:
         only the columns are masked, every source unit is kept), or ``None``.
       u_mask: ``"paper"`` or ``"code"``.
+      removed_bound: optional static bound on removed units (see :func:`masked_recurrent`).
 
     Returns:
       ``(new_carry, gates)`` with ``gates [N, gH]`` the activated gate values (block order as
@@ -191,26 +232,23 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
     bias = params["bias"]
     sig = _act(cfg.gate_activation)
     act = _act(cfg.activation)
-    if keep is None:
-        col = None
-    elif keep.shape[-1] == g * H and g > 1:  # per-gate keep: no unit is removed as a whole
-        col = keep
-        keep = jnp.ones((H,), keep.dtype)
-    else:
-        col = jnp.tile(keep, g)
-
+    col = None
+    if keep is not None:
+        keep, col = unit_and_column_keep(cfg, keep)
     def inp(cols_slice, b):
         z = x @ kernel[:, cols_slice] + b
         return z if col is None else z * col[cols_slice]
 
     if cfg.cell == "simple":
         h_prev = carry
-        pre = inp(slice(None), bias) + masked_recurrent(h_prev, rk, keep, col, u_mask)
+        pre = inp(slice(None), bias) + masked_recurrent(h_prev, rk, keep, col, u_mask,
+                                                         removed_bound)
         h = act(pre)
         return h, h
     if cfg.cell == "lstm":
         h_prev, c_prev = carry
-        pre = inp(slice(None), bias) + masked_recurrent(h_prev, rk, keep, col, u_mask)
+        pre = inp(slice(None), bias) + masked_recurrent(h_prev, rk, keep, col, u_mask,
+                                                         removed_bound)
         i = sig(pre[:, :H])
         f = sig(pre[:, H:2 * H])
         cc = act(pre[:, 2 * H:3 * H])
@@ -227,8 +265,10 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
     if cfg.reset_after:
         b_x, b_h = bias[0], bias[1]
         x_part = inp(slice(None), b_x)
-        rec_zr = masked_recurrent(h_prev, rk[:, zr], keep, col_zr, u_mask)
-        rec_h = masked_recurrent(h_prev, rk[:, hh], keep, col_h, u_mask)
+        rec_zr = masked_recurrent(h_prev, rk[:, zr], keep, col_zr, u_mask,
+                                  removed_bound)
+        rec_h = masked_recurrent(h_prev, rk[:, hh], keep, col_h, u_mask,
+                                 removed_bound)
         b_h_zr = b_h[zr] if col is None else b_h[zr] * col_zr
         b_h_h = b_h[hh] if col is None else b_h[hh] * col_h
         zr_val = sig(x_part[:, zr] + rec_zr + b_h_zr)
@@ -236,10 +276,12 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
         cand = act(x_part[:, hh] + r * (rec_h + b_h_h))
     else:
         x_part = inp(slice(None), bias)
-        rec_zr = masked_recurrent(h_prev, rk[:, zr], keep, col_zr, u_mask)
+        rec_zr = masked_recurrent(h_prev, rk[:, zr], keep, col_zr, u_mask,
+                                  removed_bound)
         zr_val = sig(x_part[:, zr] + rec_zr)
         z, r = zr_val[:, :H], zr_val[:, H:]
-        cand = act(x_part[:, hh] + masked_recurrent(r * h_prev, rk[:, hh], keep, col_h, u_mask))
+        cand = act(x_part[:, hh] + masked_recurrent(r * h_prev, rk[:, hh], keep, col_h,
+                                                    u_mask, removed_bound))
     h = z * h_prev + (1.0 - z) * cand
     return h, jnp.concatenate([z, r, cand], axis=-1)
 

@@ -81,17 +81,21 @@ def apply_masks(params, decomp: Decomposition, c: int) -> dict:
     return out
 
 
-def _head_logits(config, params, x, dec, keep, u_mask):
-    return apply_model(config, params, x, dec, keep=keep, u_mask=u_mask)
+def removed_bound(decomp: Decomposition) -> int:
+    """The most source units any module removes in any layer and step (a static bound)."""
+    if decomp.options.gate_mode == "per_gate":
+        return 0
+    return int(np.max(np.sum(~np.asarray(decomp.keep, bool), axis=-1), initial=0))
 
 
-@functools.partial(jax.jit, static_argnames=("config", "u_mask", "channel"))
+@functools.partial(jax.jit, static_argnames=("config", "u_mask", "channel", "bound"))
 def _scores_jit(params, keep, head_class, x, dec, *, config: ModelConfig, u_mask: str,
-                channel: bool):
+                channel: bool, bound: int):
     keep = keep.astype(jnp.float32)
 
     def one(k, p):
-        logits = _head_logits(config, params, x, dec, k, u_mask)
+        logits = apply_model(config, params, x, dec, keep=k, u_mask=u_mask,
+                             removed_bound=bound if u_mask == "code" else None)
         return channel_score(logits, p) if channel else logits
 
     return jax.vmap(one)(keep, head_class)
@@ -119,7 +123,10 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
     x = np.asarray(x, np.int32)
     dec_in = None if dec_in is None else np.asarray(dec_in, np.int32)
     N = x.shape[0]
-    bs = min(batch_size, N)
+    # equal-size batches: at most n_batches - 1 padded rows, one compiled shape
+    n_batches = -(-N // max(1, batch_size))
+    bs = -(-N // n_batches)
+    bound = removed_bound(decomp)
     outs = []
     for s in range(0, N, bs):
         e = min(s + bs, N)
@@ -130,7 +137,7 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
             db = np.zeros((bs,) + dec_in.shape[1:], np.int32)
             db[: e - s] = dec_in[s:e]
         out = _scores_jit(params, decomp.keep, decomp.head_class, xb, db, config=cfg,
-                          u_mask=decomp.options.u_mask, channel=channel)
+                          u_mask=decomp.options.u_mask, channel=channel, bound=bound)
         outs.append(out[:, : e - s])
     return jnp.concatenate(outs, axis=1)
 

@@ -14,10 +14,10 @@ Array = jax.Array
 
 
 def _kth_key(keys: Array, k: Array) -> Array:
-    """The ``k``-th smallest (0-based) of each column of unsigned keys ``[n, H]``.
+    """The ``k``-th smallest (0-based) of each column of unsigned keys ``[n, H]``, exactly.
 
-    Exact bisection over the key range: ``32`` (or ``64``) vectorised counting passes instead
-    of sorting every column.
+    Bisection over the whole key range instead of a sort: ``32`` (or ``64``) vectorised
+    counting passes, each finding whether the answer lies below the midpoint.
     """
     top = jnp.iinfo(keys.dtype).max
     lo = jnp.zeros(keys.shape[1:], keys.dtype)
@@ -26,7 +26,7 @@ def _kth_key(keys: Array, k: Array) -> Array:
     def body(_, state):
         lo, hi = state
         mid = lo + (hi - lo) // 2
-        ok = jnp.sum(keys <= mid, axis=0) >= k + 1
+        ok = jnp.sum(keys <= mid, axis=0, dtype=jnp.int32) >= k + 1
         return jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi)
 
     return jax.lax.fori_loop(0, 8 * keys.dtype.itemsize, body, (lo, hi))[1]

@@ -40,6 +40,13 @@ def resolve_model(model) -> ModelConfig:
                     f"architecture from it), got {type(model).__name__}")
 
 
+@functools.lru_cache(maxsize=64)
+def _param_shapes(config: ModelConfig) -> dict:
+    """``{key path: ShapeDtypeStruct}`` of the params ``config`` needs (cached per config)."""
+    want = jax.eval_shape(lambda: init_params(config))
+    return {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_flatten_with_path(want)[0]}
+
+
 def check_params(config: ModelConfig, params) -> dict:
     """Normalise the container (dict / FrozenDict / NNX pure dict) and check every shape.
 
@@ -49,13 +56,7 @@ def check_params(config: ModelConfig, params) -> dict:
     params = to_plain_dict(params)
     if isinstance(params, dict) and set(params) == {"params"}:
         params = params["params"]
-    # Only the shapes are read. Evaluate them with x64 off: under ``jax_enable_x64`` the cell
-    # initialisers default to float64 while the embedding stays float32, and the init trace
-    # itself fails (scan carry dtype mismatch) although float64 params apply fine.
-    with jax.enable_x64(False):
-        want = jax.eval_shape(lambda: init_params(config))
-    want_flat = {jax.tree_util.keystr(p): v for p, v in
-                 jax.tree_util.tree_flatten_with_path(want)[0]}
+    want_flat = _param_shapes(config)
     got_flat = {jax.tree_util.keystr(p): v for p, v in
                 jax.tree_util.tree_flatten_with_path(params)[0]}
     missing = sorted(set(want_flat) - set(got_flat))
@@ -68,9 +69,10 @@ def check_params(config: ModelConfig, params) -> dict:
         if shape != tuple(v.shape):
             raise ValueError(f"params{k} has shape {shape}, the model config needs "
                              f"{tuple(v.shape)}")
-        if not jnp.issubdtype(jnp.asarray(got_flat[k]).dtype, jnp.floating):
-            raise ValueError(f"params{k} must be floating point, got "
-                             f"{jnp.asarray(got_flat[k]).dtype}")
+        leaf = got_flat[k]
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"params{k} must be floating point, got {dtype}")
     return params
 
 
@@ -330,7 +332,9 @@ def decompose(params, data, *, model, class_names=None, preset: Optional[str] = 
     union = sample_union(slots, num_classes, n_pos, n_neg, per_class)
     idx = np.nonzero(union)[0]
     U = len(idx)
-    bucket = max(128, int(2 ** np.ceil(np.log2(max(U, 1)))))  # few distinct compiled sizes
+    # round up to 1/8 of a power of two: few distinct compiled sizes, at most 12.5% padding
+    step = 2 ** max(int(np.floor(np.log2(max(U, 1)))) - 3, 4)
+    bucket = max(128, int(-(-U // step) * step))
     real = np.zeros(bucket, bool)
     real[:U] = True
 

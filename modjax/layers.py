@@ -7,9 +7,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from modjax.cells import CellConfig, RNNCell, carry_h, cell_step, declare_cell_params, zero_carry
+from modjax.cells import (CellConfig, RNNCell, carry_h, cell_step, declare_cell_params,
+                          masked_cell_params, zero_carry)
 
 Array = jax.Array
+
+#: Largest masked weight copy (bytes, per module and layer) that ``scan_layer`` makes to apply
+#: a module's masks on the weights instead of on the activations.
+PREMASK_BYTES = 64 * 2 ** 20
 
 
 def _broadcast_keep(keep: Optional[Array], T: int, H: int) -> Optional[Array]:
@@ -27,7 +32,8 @@ def _broadcast_keep(keep: Optional[Array], T: int, H: int) -> Optional[Array]:
 
 def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
                pad_mask: Optional[Array] = None, keep: Optional[Array] = None,
-               u_mask: str = "paper", reverse: bool = False, return_gates: bool = False):
+               u_mask: str = "paper", reverse: bool = False, return_gates: bool = False,
+               removed_bound: Optional[int] = None):
     """Run one recurrent layer over a sequence.
 
     Args:
@@ -41,28 +47,45 @@ def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
       u_mask: recurrent mask semantics, ``"paper"`` or ``"code"``.
       reverse: run from the last step to the first (outputs stay in input order).
       return_gates: also return the gate values of every step.
+      removed_bound: static bound on removed units per step (``"code"`` masks; see
+        :func:`modjax.cells.masked_recurrent`).
 
     Returns:
       ``(hs [N, T, H], final_carry)`` or, with ``return_gates``,
       ``(hs, final_carry, gates [N, T, gH])``.
     """
-    N, T, _ = xs.shape
+    N, T, D = xs.shape
     H = cfg.units
     carry0 = zero_carry(cfg, N, xs.dtype) if initial_carry is None else initial_carry
     keep_t = _broadcast_keep(keep, T, H)
     x_tm = jnp.swapaxes(xs, 0, 1)  # [T, N, D]
     m_tm = None if pad_mask is None else jnp.swapaxes(jnp.asarray(pad_mask, bool), 0, 1)
+    # Where to apply a module's masks (same result either way): on a masked copy of the
+    # weights, made once per layer (rolled keep) or once per step (scan input), when the batch
+    # is larger than the weights' rows and the copies stay small; else on the matmul inputs
+    # and outputs inside the step.
+    rolled = keep is not None and jnp.ndim(keep) == 1
+    copy_bytes = (1 if rolled else T) * (D + H + 2) * cfg.gate_width * 4
+    premask = keep is not None and N > D + H and copy_bytes <= PREMASK_BYTES
+    w_t = None
+    if premask and rolled:
+        params = masked_cell_params(cfg, params, jnp.asarray(keep, jnp.float32), u_mask)
+        keep_t = None
+    elif premask:
+        w_t = jax.vmap(lambda k: masked_cell_params(cfg, params, k, u_mask))(keep_t)
+        keep_t = None
 
     def step(carry, inp):
-        x_t, k_t, m_t = inp
-        new_carry, gates = cell_step(cfg, params, carry, x_t, k_t, u_mask)
+        x_t, k_t, m_t, p_t = inp
+        p = params if p_t is None else p_t
+        new_carry, gates = cell_step(cfg, p, carry, x_t, k_t, u_mask, removed_bound)
         if m_t is not None:
             new_carry = jax.tree_util.tree_map(
                 lambda n, o: jnp.where(m_t[:, None], n, o), new_carry, carry)
         out = (carry_h(cfg, new_carry), gates) if return_gates else carry_h(cfg, new_carry)
         return new_carry, out
 
-    final, ys = jax.lax.scan(step, carry0, (x_tm, keep_t, m_tm), reverse=reverse)
+    final, ys = jax.lax.scan(step, carry0, (x_tm, keep_t, m_tm, w_t), reverse=reverse)
     if return_gates:
         hs, gates = ys
         return jnp.swapaxes(hs, 0, 1), final, jnp.swapaxes(gates, 0, 1)
@@ -87,10 +110,11 @@ class RNN(nn.Module):
 
     @nn.compact
     def __call__(self, xs, initial_carry=None, pad_mask=None, keep=None, return_gates=False,
-                 u_mask: str = "paper"):
+                 u_mask: str = "paper", removed_bound=None):
         params = declare_cell_params(self, self.config, xs.shape[-1])
         out = scan_layer(self.config, params, xs, initial_carry=initial_carry,
                          pad_mask=pad_mask, keep=keep, u_mask=u_mask,
+                         removed_bound=removed_bound,
                          reverse=self.reverse, return_gates=return_gates)
         hs, final = out[0], out[1]
         seq = hs if self.return_sequences else carry_h(self.config, final)

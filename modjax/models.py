@@ -31,7 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from modjax.cells import ACTIVATIONS, CELL_TABLE, GATE_ACTIVATIONS, CellConfig, zero_carry
+from modjax.cells import CellConfig, zero_carry
 from modjax.data.base import IO_TYPES
 from modjax.layers import RNN
 
@@ -83,18 +83,12 @@ class ModelConfig:
     def __post_init__(self):
         if self.io not in IO_TYPES:
             raise ValueError(f"io must be one of {IO_TYPES}, got {self.io!r}")
-        if self.cell not in CELL_TABLE:
-            raise ValueError(f"cell must be one of {sorted(CELL_TABLE)}, got {self.cell!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        if self.gate_activation not in GATE_ACTIVATIONS:
-            raise ValueError(
-                f"gate_activation must be one of {GATE_ACTIVATIONS}, got {self.gate_activation!r}")
         for name in ("num_classes", "vocab_size", "in_len", "out_len", "layers", "units",
                      "embed_dim"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        self.cell_config  # validates cell, activation, gate_activation (CellConfig)
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
         if not 0.0 <= self.dropout < 1.0:
@@ -170,7 +164,8 @@ class RNNModel(nn.Module):
     Returns ``logits`` (``[N, C]`` or ``[N, T, C]``); with ``return_hidden`` the pair
     ``(logits, {"hidden": [L, N, T, H], "gates": [L, N, T, gH] (with return_gates)})`` for the
     decomposed stack (the decoder's for encoder-decoder). Dropout needs an rng named
-    ``"dropout"`` when ``train=True``.
+    ``"dropout"`` when ``train=True``. ``removed_bound`` (static) bounds the removed units per
+    layer and step for the cheaper ``"code"`` masks (:func:`modjax.cells.masked_recurrent`).
     """
 
     config: ModelConfig
@@ -190,7 +185,8 @@ class RNNModel(nn.Module):
         self.dense = nn.Dense(c.num_classes, param_dtype=jnp.float32)
 
     # -- shared recurrent stack ---------------------------------------------------------
-    def _stack(self, layers, xs, pad_mask, keep, u_mask, initial_carries, return_gates):
+    def _stack(self, layers, xs, pad_mask, keep, u_mask, initial_carries, return_gates,
+               removed_bound=None):
         """Run stacked layers; returns (top h [N,T,H], hidden list, gates list, finals)."""
         hidden, gates, finals = [], [], []
         h = xs
@@ -198,7 +194,8 @@ class RNNModel(nn.Module):
             k = _layer_keep(keep, l)
             init = None if initial_carries is None else initial_carries[l]
             out = layer(h, initial_carry=init, pad_mask=pad_mask, keep=k,
-                        return_gates=return_gates, u_mask=u_mask)
+                        return_gates=return_gates, u_mask=u_mask,
+                        removed_bound=removed_bound)
             hs, final = out[0], out[1]
             hidden.append(hs)
             finals.append(final)
@@ -226,22 +223,22 @@ class RNNModel(nn.Module):
         return self.dense(h)
 
     def __call__(self, x, dec_in=None, *, keep=None, u_mask: str = "paper", train: bool = False,
-                 return_hidden: bool = False, return_gates: bool = False):
+                 return_hidden: bool = False, return_gates: bool = False,
+                 removed_bound: Optional[int] = None):
         c = self.config
-        keep = _check_keep(keep, c)
-        if keep is not None and keep.ndim == 2:
-            keep = jnp.broadcast_to(keep[:, None, :], (c.layers, c.steps, keep.shape[-1]))
+        keep = _check_keep(keep, c)  # [L, F] (rolled) or [L, T, F]
         if c.io == "encoder_decoder":
             if dec_in is None:
                 raise ValueError("dec_in (decoder input ids [N, out_len]) is required for an "
                                  "encoder_decoder model")
             enc_final = self.encode(x)
             logits, aux = self.decode(dec_in, [enc_final] + [None] * (c.layers - 1), keep=keep,
-                                      u_mask=u_mask, train=train, return_gates=return_gates)
+                                      u_mask=u_mask, train=train, return_gates=return_gates,
+                                      removed_bound=removed_bound)
         else:
             xs, pad = self._embed_inputs(x)
             h_top, hidden, gates, _ = self._stack(self.rnn, xs, pad, keep, u_mask, None,
-                                                  return_gates)
+                                                  return_gates, removed_bound)
             logits = self._head(h_top, keep, train)
             if c.io in ONE_OUTPUT:
                 logits = logits[:, -1]
@@ -260,7 +257,7 @@ class RNNModel(nn.Module):
         return finals[-1]
 
     def decode(self, dec_in, carries, *, keep=None, u_mask="paper", train=False,
-               return_gates=False, return_carries=False):
+               return_gates=False, return_carries=False, removed_bound=None):
         """Decoder pass from given carries.
 
         Args:
@@ -275,7 +272,7 @@ class RNNModel(nn.Module):
         e = self.decoder_embedding(dec_in)
         pad = (dec_in != 0) if c.mask_zero else None
         h_top, hidden, gates, finals = self._stack(self.decoder_rnn, e, pad, keep, u_mask,
-                                                   carries, return_gates)
+                                                   carries, return_gates, removed_bound)
         logits = self._head(h_top, keep, train)
         aux = {"hidden": jnp.stack(hidden)}
         if return_gates:

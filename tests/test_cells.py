@@ -87,3 +87,34 @@ def test_config_errors_name_the_argument(bad):
     kw.update(bad)
     with pytest.raises(ValueError, match=list(bad)[0]):
         CellConfig(**kw)
+
+
+@pytest.mark.parametrize("cell,activation,gate,reset_after", VARIANTS)
+@pytest.mark.parametrize("u_mask", ["paper", "code"])
+@pytest.mark.parametrize("n", [3, 40])  # 3: masks on activations; 40 > D + H: on weights
+def test_masked_step_matches_dense_masked_reference(cell, activation, gate, reset_after,
+                                                    u_mask, n):
+    cfg = CellConfig(cell, 6, activation, gate, reset_after)
+    D, H, g = 5, 6, CELL_TABLE[cell].blocks
+    p = _init(cfg, D, seed=11)
+    rng = np.random.default_rng(n)
+    keep = np.array([1, 0, 1, 1, 0, 1], np.float64)
+    col = np.tile(keep, g)
+    x = rng.normal(size=(n, D)).astype(np.float32)
+    h = rng.normal(size=(n, H)).astype(np.float32)
+    c = rng.normal(size=(n, H)).astype(np.float32)
+    W = np.asarray(p["kernel"], np.float64) * col
+    B = np.asarray(p["bias"], np.float64) * col
+    if u_mask == "paper":
+        M = keep[:, None] * col[None, :]
+    else:
+        M = 1.0 - (1.0 - keep)[:, None] * (1.0 - col)[None, :]
+    U = np.asarray(p["recurrent_kernel"], np.float64) * M
+    carry = (jnp.asarray(h), jnp.asarray(c)) if cell == "lstm" else jnp.asarray(h)
+    for bound in (None, 2):
+        new, _ = cell_step(cfg, p, carry, jnp.asarray(x), jnp.asarray(keep, jnp.float32),
+                           u_mask, bound)
+        got = new[0] if cell == "lstm" else new
+        want, _ = ref.step(cell, p, h.astype(np.float64), c.astype(np.float64),
+                           x.astype(np.float64), activation, gate, reset_after, W=W, U=U, B=B)
+        np.testing.assert_allclose(np.asarray(got), want, atol=1e-5, rtol=0)

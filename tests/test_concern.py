@@ -272,3 +272,22 @@ def test_select_gates_has_no_tie_rule():
     d = jnp.asarray([-1.0, -0.95, 0.2])
     np.testing.assert_array_equal(np.asarray(concern.select_logistic(d, 1)), [0, 0, 1])
     np.testing.assert_array_equal(np.asarray(concern.select_gates(d, 1, 1)), [0, 1, 1])
+
+
+def test_masked_median_matches_numpy_float32_with_ties():
+    # float32 keys: numpy's median is the reference
+    rng = np.random.default_rng(5)
+    med_fn = jax.jit(concern.masked_median)
+    for trial in range(30):
+        n = int(rng.integers(1, 60))
+        a = rng.normal(size=(n, 4)).astype(np.float32)
+        a[rng.random((n, 4)) < 0.3] = np.float32(0.25)  # ties
+        a[:, 1] = np.abs(a[:, 1])
+        a[rng.random((n, 4)) < 0.1] = np.float32(-0.0)
+        a[0, 2] = np.float32(65535.0 * 2 ** -20)  # a low half of all ones in its bit pattern
+        valid = rng.random(n) < rng.uniform(0.1, 1.0)
+        got = np.asarray(med_fn(jnp.asarray(a), jnp.asarray(valid)))
+        if not valid.any():
+            assert np.isnan(got).all()
+            continue
+        np.testing.assert_array_equal(got, np.median(a[valid], axis=0))
