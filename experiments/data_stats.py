@@ -10,9 +10,12 @@ from absl import app, flags
 from modjax.data import LOADERS, load_dataset
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("dataset", "clinc", list(LOADERS), "Dataset to describe.")
-flags.DEFINE_enum("source", "local", ["local", "hf", "synthetic"], "Where to load it from.")
-flags.DEFINE_string("path", None, "Data folder (default: $MODJAX_DATA or ../shared/data).")
+def define_flags():
+    """Define this binary's flags (called only when it runs as a program, so importing
+    the module from tests or other binaries defines nothing)."""
+    flags.DEFINE_enum("dataset", "clinc", list(LOADERS), "Dataset to describe.")
+    flags.DEFINE_enum("source", "local", ["local", "hf", "synthetic"], "Where to load it from.")
+    flags.DEFINE_string("path", None, "Data folder (default: $MODJAX_DATA or ../shared/data).")
 
 
 def _bar(count: int, total: int, width: int = 40) -> str:
@@ -55,4 +58,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

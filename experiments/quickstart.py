@@ -10,17 +10,20 @@ import time
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("io", "many_to_one", ["one_to_one", "many_to_one", "one_to_many",
-                                        "many_to_many"], "I/O type of the synthetic task.")
-flags.DEFINE_enum("cell", "lstm", ["simple", "lstm", "gru"], "Recurrent cell.")
-flags.DEFINE_integer("layers", 1, "Stacked recurrent layers.")
-flags.DEFINE_integer("units", 64, "Units per recurrent layer.")
-flags.DEFINE_integer("epochs", 10, "Training epochs.")
-flags.DEFINE_integer("seed", 0, "Seed for data, initialisation and shuffling.")
-flags.DEFINE_enum("mode", None, ["rolled", "unrolled"],
-                  "Decomposition mode (default: rolled for one-output, unrolled for many-output).")
-flags.DEFINE_float("max_remove", 0.05, "Removal cap per layer.")
-flags.DEFINE_enum("u_mask", "code", ["code", "paper"], "Recurrent-mask semantics.")
+def define_flags():
+    """Define this binary's flags (called only when it runs as a program, so importing
+    the module from tests or other binaries defines nothing)."""
+    flags.DEFINE_enum("io", "many_to_one", ["one_to_one", "many_to_one", "one_to_many",
+                                            "many_to_many"], "I/O type of the synthetic task.")
+    flags.DEFINE_enum("cell", "lstm", ["simple", "lstm", "gru"], "Recurrent cell.")
+    flags.DEFINE_integer("layers", 1, "Stacked recurrent layers.")
+    flags.DEFINE_integer("units", 64, "Units per recurrent layer.")
+    flags.DEFINE_integer("epochs", 10, "Training epochs.")
+    flags.DEFINE_integer("seed", 0, "Seed for data, initialisation and shuffling.")
+    flags.DEFINE_enum("mode", None, ["rolled", "unrolled"],
+                      "Decomposition mode (default: rolled for one-output, unrolled for many-output).")
+    flags.DEFINE_float("max_remove", 0.05, "Removal cap per layer.")
+    flags.DEFINE_enum("u_mask", "code", ["code", "paper"], "Recurrent-mask semantics.")
 
 
 def main(argv):
@@ -94,4 +97,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -48,33 +48,36 @@ from absl import app, flags, logging
 from experiments import paper_results
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("dataset", "clinc",
-                    "mathqa (1:1), clinc (M:1), toxic (1:N), brown (M:N), or synthetic:<io> with "
-                    "<io> one of one_to_one, many_to_one, one_to_many, many_to_many. tatoeba "
-                    "(encoder-decoder) is out of scope.")
-flags.DEFINE_enum("source", "local", ["local", "hf", "synthetic"],
-                  "Where the dataset comes from (modjax.data.load_dataset's source).")
-flags.DEFINE_list("cells", ["lstm", "gru", "simple"], "Cells: lstm, gru, simple (vanilla tanh).")
-flags.DEFINE_list("layers", ["1", "2", "3", "4"], "Model depths (stacked recurrent layers).")
-flags.DEFINE_list("modes", ["rolled", "unrolled"], "Decomposition modes.")
-flags.DEFINE_string("out", "runs/reproduce", "Output folder (results.json, results.md, models/).")
-flags.DEFINE_integer("epochs", None, "Training epochs (default: the paper's for the I/O type).")
-flags.DEFINE_integer("batch_size", None, "Batch size (default: the paper's for the I/O type).")
-flags.DEFINE_string("max_remove", "paper_script",
-                    "'paper_script' (the authors' per-script caps, spec §3.2) or a number in "
-                    "[0, 1].")
-flags.DEFINE_enum("u_mask", "code", ["code", "paper"],
-                  "Recurrent-kernel mask semantics; 'code' reproduces the published tables.")
-flags.DEFINE_enum("rolled_obs", "last_step", ["last_step", "all_steps"],
-                  "One-output rolled observations: the artifact's last step or all steps.")
-flags.DEFINE_integer("limit_train", None, "Use a random subset of this many training examples "
-                     "(quick runs); the test split is untouched.")
-flags.DEFINE_integer("limit_test", None, "Use the first N test examples (quick runs).")
-flags.DEFINE_integer("units", 100, "Units per recurrent layer (the paper: 100).")
-flags.DEFINE_integer("seed", 0, "Seed for the subset, initialisation, shuffling and dropout.")
-flags.DEFINE_bool("overwrite", False, "Recompute rows already in results.json.")
-flags.DEFINE_bool("retrain", False, "Train again even if a cached checkpoint exists.")
-flags.DEFINE_bool("progress", True, "Print per-epoch training progress.")
+def define_flags():
+    """Define this binary's flags (called only when it runs as a program, so importing
+    the module from tests or other binaries defines nothing)."""
+    flags.DEFINE_string("dataset", "clinc",
+                        "mathqa (1:1), clinc (M:1), toxic (1:N), brown (M:N), or synthetic:<io> with "
+                        "<io> one of one_to_one, many_to_one, one_to_many, many_to_many. tatoeba "
+                        "(encoder-decoder) is out of scope.")
+    flags.DEFINE_enum("source", "local", ["local", "hf", "synthetic"],
+                      "Where the dataset comes from (modjax.data.load_dataset's source).")
+    flags.DEFINE_list("cells", ["lstm", "gru", "simple"], "Cells: lstm, gru, simple (vanilla tanh).")
+    flags.DEFINE_list("layers", ["1", "2", "3", "4"], "Model depths (stacked recurrent layers).")
+    flags.DEFINE_list("modes", ["rolled", "unrolled"], "Decomposition modes.")
+    flags.DEFINE_string("out", "runs/reproduce", "Output folder (results.json, results.md, models/).")
+    flags.DEFINE_integer("epochs", None, "Training epochs (default: the paper's for the I/O type).")
+    flags.DEFINE_integer("batch_size", None, "Batch size (default: the paper's for the I/O type).")
+    flags.DEFINE_string("max_remove", "paper_script",
+                        "'paper_script' (the authors' per-script caps, spec §3.2) or a number in "
+                        "[0, 1].")
+    flags.DEFINE_enum("u_mask", "code", ["code", "paper"],
+                      "Recurrent-kernel mask semantics; 'code' reproduces the published tables.")
+    flags.DEFINE_enum("rolled_obs", "last_step", ["last_step", "all_steps"],
+                      "One-output rolled observations: the artifact's last step or all steps.")
+    flags.DEFINE_integer("limit_train", None, "Use a random subset of this many training examples "
+                         "(quick runs); the test split is untouched.")
+    flags.DEFINE_integer("limit_test", None, "Use the first N test examples (quick runs).")
+    flags.DEFINE_integer("units", 100, "Units per recurrent layer (the paper: 100).")
+    flags.DEFINE_integer("seed", 0, "Seed for the subset, initialisation, shuffling and dropout.")
+    flags.DEFINE_bool("overwrite", False, "Recompute rows already in results.json.")
+    flags.DEFINE_bool("retrain", False, "Train again even if a cached checkpoint exists.")
+    flags.DEFINE_bool("progress", True, "Print per-epoch training progress.")
 
 IO_LABELS = {"one_to_one": "1:1", "many_to_one": "M:1", "one_to_many": "1:N",
              "many_to_many": "M:N", "encoder_decoder": "M:N enc-dec"}
@@ -565,4 +568,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
