@@ -28,6 +28,8 @@ def define_flags():
 
 def main(argv):
     del argv
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)  # keep JAX's backend probing out of the summary
     import jax
     import numpy as np
 
