@@ -102,7 +102,6 @@ def test_data_stats_describe(fake_hub):
 @pytest.mark.parametrize("name,io", [("mathqa", "one_to_one"), ("clinc", "many_to_one"), ("toxic", "one_to_many"),
                                      ("brown", "many_to_many"), ("tatoeba", "encoder_decoder")])
 def test_synthetic_source_delegates(name, io):
-    pytest.importorskip("modjax.data.synthetic")
     from modjax.data import load_dataset
 
     d = load_dataset(name, source="synthetic", n_train=50, n_test=10)
