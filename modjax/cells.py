@@ -226,7 +226,6 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
       the kernel; for the candidate block the candidate ``c~`` / ``h~``).
     """
     H = cfg.units
-    g = cfg.spec.blocks
     kernel = params["kernel"]
     rk = params["recurrent_kernel"]
     bias = params["bias"]

@@ -21,7 +21,7 @@ import numpy as np
 
 from modjax.checkpoint import to_plain_dict
 from modjax.decomposition import Decomposition
-from modjax.masks import layer_prefix, masks_for
+from modjax.masks import masks_for
 from modjax.models import ModelConfig, apply_model
 
 Array = jax.Array

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Optional, Tuple
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -214,14 +214,21 @@ def _observations(src, step_ok, idx, ok, many_output, unrolled, pool_all):
     return obs[None, :, -1], valid[None, :, -1]
 
 
+@functools.partial(jax.jit, static_argnames=("config", "gates"))
+def _trace(params, x, dec, *, config: ModelConfig, gates: bool):
+    """The trace stage: the original model's ``{"hidden", ("gates")}`` at highest precision."""
+    with jax.default_matmul_precision("highest"):
+        _, aux = apply_model(config, params, x, dec, return_hidden=True, return_gates=gates)
+    return aux
+
+
 @functools.partial(jax.jit, static_argnames=("config", "options", "num_classes", "n_pos",
                                              "n_neg", "neg_per_class"))
 def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
                     options: DecomposeOptions, num_classes: int, n_pos: int, n_neg: int,
                     neg_per_class: bool):
     per_gate = options.gate_mode == "per_gate"
-    with jax.default_matmul_precision("highest"):
-        _, aux = apply_model(config, params, x, dec, return_hidden=True, return_gates=per_gate)
+    aux = _trace(params, x, dec, config=config, gates=per_gate)
     hidden = aux["hidden"]  # [L, U, T, H]
     src = aux["gates"] if per_gate else hidden
     finite = jnp.all(jnp.isfinite(hidden))
@@ -371,12 +378,7 @@ def trace(params, inputs, *, model, dec_in=None, gates: bool = False):
     config = resolve_model(model)
     params = check_params(config, params)
 
-    @functools.partial(jax.jit, static_argnums=(0, 4))
-    def run(cfg, p, x, d, g):
-        with jax.default_matmul_precision("highest"):
-            _, aux = apply_model(cfg, p, x, d, return_hidden=True, return_gates=g)
-        return aux
-
-    aux = run(config, params, jnp.asarray(inputs, jnp.int32),
-              None if dec_in is None else jnp.asarray(dec_in, jnp.int32), gates)
+    aux = _trace(params, jnp.asarray(inputs, jnp.int32),
+                 None if dec_in is None else jnp.asarray(dec_in, jnp.int32),
+                 config=config, gates=gates)
     return (aux["hidden"], aux["gates"]) if gates else aux["hidden"]

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from modjax.cells import CELL_TABLE
+from modjax.cells import unit_and_column_keep
 from modjax.checkpoint import to_plain_dict
 from modjax.decomposition import Decomposition
 
@@ -29,12 +29,9 @@ def layer_prefix(config) -> str:
 
 
 def split_keep(decomp: Decomposition, keep_l):
-    """``(source keep [.., H], destination columns [.., gH])`` of one layer's keep vector."""
-    cfg = decomp.config
-    g = CELL_TABLE[cfg.cell].blocks
-    if decomp.options.gate_mode == "per_gate":
-        return jnp.ones(keep_l.shape[:-1] + (cfg.units,), bool), keep_l
-    return keep_l, jnp.tile(keep_l, (1,) * (keep_l.ndim - 1) + (g,))
+    """``(source keep [.., H], destination columns [.., gH])`` of one layer's keep vector
+    (:func:`modjax.cells.unit_and_column_keep`)."""
+    return unit_and_column_keep(decomp.config.cell_config, keep_l)
 
 
 def masks_for(decomp: Decomposition, c: int, params) -> dict:

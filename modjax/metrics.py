@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import Sequence
 
 import jax
 import numpy as np
@@ -132,7 +132,6 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str],
 
     ``max_ngram_order=1`` gives the BLEU-1 the paper reports (without smoothing differences).
     """
-    import sacrebleu
     from sacrebleu.metrics import BLEU
 
     if len(hypotheses) != len(references):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 
-import numpy as np
 
 from modjax.data.base import TaskData
 from modjax.data.text import check_source, data_folder, hf_load, shuffle_split_indices, synthetic
