@@ -30,6 +30,20 @@ def _broadcast_keep(keep: Optional[Array], T: int, H: int) -> Optional[Array]:
     return keep
 
 
+def _step_row(table: Array, t: Array) -> Array:
+    """``table[t]`` for a small per-step table ``[T, ...]`` inside a scan step, as a one-hot
+    contraction (exact: one term is ``1 * x``, the others ``0 * x``).
+
+    A plain ``table[t]`` is a dynamic slice that XLA's CPU backend fuses into every elementwise
+    consumer; for the bias that put an index computation inside the gate nonlinearities' loop
+    and made a step with per-step weights ~1.6x slower than one with fixed weights. The
+    contraction is its own (tiny) op, so the gate loop reads a materialised row.
+    """
+    T = table.shape[0]
+    onehot = jax.nn.one_hot(t, T, dtype=table.dtype)
+    return jnp.tensordot(onehot, table, axes=1)
+
+
 def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
                pad_mask: Optional[Array] = None, keep: Optional[Array] = None,
                u_mask: str = "paper", reverse: bool = False, return_gates: bool = False,
@@ -76,8 +90,11 @@ def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
         keep_t = None
 
     def step(carry, inp):
-        x_t, k_t, m_t, p_t = inp
-        p = params if p_t is None else p_t
+        x_t, k_t, m_t, t = inp
+        # this step's weights: matrices sliced (XLA copies them for the matmul), the bias read
+        # through _step_row (it feeds the elementwise gate loop)
+        p = params if w_t is None else {
+            name: _step_row(w, t) if name == "bias" else w[t] for name, w in w_t.items()}
         new_carry, gates = cell_step(cfg, p, carry, x_t, k_t, u_mask, removed_bound)
         if m_t is not None:
             new_carry = jax.tree_util.tree_map(
@@ -85,7 +102,7 @@ def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
         out = (carry_h(cfg, new_carry), gates) if return_gates else carry_h(cfg, new_carry)
         return new_carry, out
 
-    final, ys = jax.lax.scan(step, carry0, (x_tm, keep_t, m_tm, w_t), reverse=reverse)
+    final, ys = jax.lax.scan(step, carry0, (x_tm, keep_t, m_tm, jnp.arange(T)), reverse=reverse)
     if return_gates:
         hs, gates = ys
         return jnp.swapaxes(hs, 0, 1), final, jnp.swapaxes(gates, 0, 1)

@@ -61,9 +61,9 @@ def test_keep_shape_error():
 
 @pytest.mark.parametrize("cell,activation,gate,reset_after", VARIANTS)
 @pytest.mark.parametrize("u_mask", ["paper", "code"])
-@pytest.mark.parametrize("per_step", [False, True])
+@pytest.mark.parametrize("per_step,reverse", [(False, False), (True, False), (True, True)])
 def test_premasked_weights_equal_masks_inside_the_step(cell, activation, gate, reset_after,
-                                                       u_mask, per_step):
+                                                       u_mask, per_step, reverse):
     # 24 examples > D + H: scan_layer masks a copy of the weights; one example at a time
     # (N = 1) masks the matmul inputs and outputs inside the step. Same numbers.
     cfg = CellConfig(cell, 5, activation, gate, reset_after)
@@ -73,8 +73,9 @@ def test_premasked_weights_equal_masks_inside_the_step(cell, activation, gate, r
     keep = rng.random((6, 5) if per_step else (5,)) > 0.4
     keep[..., 0] = False
     keep = jnp.asarray(keep, jnp.float32)
-    whole = jax.jit(lambda x: scan_layer(cfg, p, x, keep=keep, u_mask=u_mask)[0])(xs)
+    whole = jax.jit(lambda x: scan_layer(cfg, p, x, keep=keep, u_mask=u_mask,
+                                         reverse=reverse)[0])(xs)
     # vmap over examples: inside, every call sees a batch of one
-    one = jax.jit(jax.vmap(lambda x: scan_layer(cfg, p, x[None], keep=keep,
-                                                u_mask=u_mask)[0][0]))(xs)
+    one = jax.jit(jax.vmap(lambda x: scan_layer(cfg, p, x[None], keep=keep, u_mask=u_mask,
+                                                reverse=reverse)[0][0]))(xs)
     np.testing.assert_allclose(np.asarray(whole), np.asarray(one), atol=1e-6, rtol=0)
