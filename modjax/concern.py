@@ -13,6 +13,33 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
+def _halvings(n: int) -> int:
+    """How many times :func:`_count_rows` halves ``n`` rows (to at most 64)."""
+    return max(0, math.ceil(math.log2(max(n, 1) / 64)))
+
+
+def _pad_rows(a: Array, fill) -> Array:
+    """Pad axis 0 with ``fill`` to a multiple of ``2 ** _halvings(n)`` rows."""
+    n = a.shape[0]
+    size = -(-n // 2 ** _halvings(n)) * 2 ** _halvings(n)
+    return jnp.pad(a, [(0, size - n)] + [(0, 0)] * (a.ndim - 1), constant_values=fill)
+
+
+def _count_rows(hit: Array) -> Array:
+    """``jnp.sum(hit, axis=0)`` as int32 for bool ``[n, ...]``, by pairwise halving.
+
+    Integer sums are exact in any order. XLA's CPU backend compiles a reduction fused with the
+    comparison that feeds it into a slow scalar loop; adding the two halves of the rows is an
+    elementwise op it vectorises (~5x faster for the counting passes of :func:`_kth_key`).
+    Rows are padded with ``False`` where needed; callers in a loop pad once (:func:`_pad_rows`).
+    """
+    x = _pad_rows(hit.astype(jnp.int32), 0)
+    for _ in range(_halvings(hit.shape[0])):
+        h = x.shape[0] // 2
+        x = x[:h] + x[h:]
+    return jnp.sum(x, axis=0)
+
+
 def _kth_key(keys: Array, k: Array) -> Array:
     """The ``k``-th smallest (0-based) of each column of unsigned keys ``[n, H]``, exactly.
 
@@ -26,7 +53,7 @@ def _kth_key(keys: Array, k: Array) -> Array:
     def body(_, state):
         lo, hi = state
         mid = lo + (hi - lo) // 2
-        ok = jnp.sum(keys <= mid, axis=0, dtype=jnp.int32) >= k + 1
+        ok = _count_rows(keys <= mid) >= k + 1
         return jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi)
 
     return jax.lax.fori_loop(0, 8 * keys.dtype.itemsize, body, (lo, hi))[1]
@@ -62,10 +89,11 @@ def masked_median(a: Array, valid: Array) -> Array:
     keys, back = _float_keys(a)
     top = jnp.asarray(jnp.iinfo(keys.dtype).max, keys.dtype)
     keys = jnp.where(valid[:, None], keys, top)
+    keys = _pad_rows(keys, top)  # padding rows sort last, like invalid ones
     k = jnp.sum(valid)
     k1 = _kth_key(keys, (k - 1) // 2)
     # the next order statistic: k1 again if it repeats, else the smallest key above it
-    repeats = jnp.sum(keys <= k1, axis=0) >= k // 2 + 1
+    repeats = _count_rows(keys <= k1) >= k // 2 + 1
     above = jnp.min(jnp.where(keys > k1, keys, top), axis=0)
     k2 = jnp.where(repeats, k1, above)
     return jnp.where(k > 0, (back(k1) + back(k2)) / 2, jnp.nan)

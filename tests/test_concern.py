@@ -291,3 +291,32 @@ def test_masked_median_matches_numpy_float32_with_ties():
             assert np.isnan(got).all()
             continue
         np.testing.assert_array_equal(got, np.median(a[valid], axis=0))
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 129, 500, 1001, 7500])
+def test_count_rows_equals_the_sum_at_every_size(n):
+    # the halving sum pads odd row counts; trailing dims ride along
+    rng = np.random.default_rng(n)
+    hit = rng.random((n, 3, 5)) < 0.37
+    got = np.asarray(jax.jit(concern._count_rows)(jnp.asarray(hit)))
+    np.testing.assert_array_equal(got, hit.sum(axis=0))
+
+
+@pytest.mark.parametrize("n", [65, 500, 1001, 7500])
+def test_masked_median_matches_numpy_on_long_columns(n):
+    # sizes that take the padded, halving counting path (> 64 rows)
+    rng = np.random.default_rng(n)
+    a = rng.normal(size=(n, 6)).astype(np.float32)
+    a[rng.random((n, 6)) < 0.2] = np.float32(0.25)  # ties
+    a[:, 1] = np.abs(a[:, 1])
+    a[:, 5] = np.float32(1.5)  # a constant column
+    valid = rng.random(n) < 0.7
+    got = np.asarray(jax.jit(concern.masked_median)(jnp.asarray(a), jnp.asarray(valid)))
+    np.testing.assert_array_equal(got, np.median(a[valid], axis=0))
+    rm = np.asarray(jax.jit(concern.robust_mean)(jnp.asarray(a), jnp.asarray(valid)))
+    col = a[valid].astype(np.float64)
+    med = np.median(a[valid], axis=0)
+    dev = np.abs(a[valid] - med)  # float32, as the library computes it
+    mad = np.median(dev, axis=0)
+    inl = np.where(mad > 0, dev < 2 * mad, True)
+    np.testing.assert_allclose(rm, (col * inl).sum(0) / inl.sum(0), rtol=1e-6, atol=0)
