@@ -75,7 +75,8 @@ def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
     x_tm = jnp.swapaxes(xs, 0, 1)  # [T, N, D]
     m_tm = None if pad_mask is None else jnp.swapaxes(jnp.asarray(pad_mask, bool), 0, 1)
     # Where to apply a module's masks (same result either way): on a masked copy of the
-    # weights, made once per layer (rolled keep) or once per step (scan input), when the batch
+    # weights, made once per layer (rolled keep) or once per step (a [T, ...] stack read at
+    # step t), when the batch
     # is larger than the weights' rows and the copies stay small; else on the matmul inputs
     # and outputs inside the step.
     rolled = keep is not None and jnp.ndim(keep) == 1
