@@ -417,7 +417,6 @@ def run(argv_command: str) -> List[dict]:
     out = FLAGS.out
     os.makedirs(out, exist_ok=True)
     results = load_results(out)
-    requested = [(cell, k, m) for cell in cells for k in layers_list for m in run_modes]
     paper_ok = True
     if spec.paper_name is not None:
         try:

@@ -76,9 +76,8 @@ def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
     m_tm = None if pad_mask is None else jnp.swapaxes(jnp.asarray(pad_mask, bool), 0, 1)
     # Where to apply a module's masks (same result either way): on a masked copy of the
     # weights, made once per layer (rolled keep) or once per step (a [T, ...] stack read at
-    # step t), when the batch
-    # is larger than the weights' rows and the copies stay small; else on the matmul inputs
-    # and outputs inside the step.
+    # step t), when the batch is larger than the weights' rows and the copies stay small;
+    # else on the matmul inputs and outputs inside the step.
     rolled = keep is not None and jnp.ndim(keep) == 1
     copy_bytes = (1 if rolled else T) * (D + H + 2) * cfg.gate_width * 4
     premask = keep is not None and N > D + H and copy_bytes <= PREMASK_BYTES
