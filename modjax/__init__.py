@@ -1,7 +1,8 @@
 """modjax: decompose trained recurrent neural networks into reusable, replaceable modules.
 
 The pipeline: ``decompose`` (trace → concern → keep vectors) → ``masks_for`` / ``apply_masks``
-→ ``compose`` (all modules in one batched scan, vote) → ``metrics``.
+→ ``compose`` (all modules in one batched scan, vote) → ``metrics``; ``compose_modules``
+votes with modules taken from different models (reuse, replacement).
 """
 from modjax import metrics
 from modjax.cells import CELL_TABLE, CellConfig, GRUCell, LSTMCell, RNNCell, SimpleRNNCell
@@ -15,6 +16,7 @@ from modjax.layers import RNN, scan_layer
 from modjax.masks import masks_for
 from modjax.models import (ModelConfig, RNNModel, apply_model, config_for, greedy_decode,
                            init_params)
+from modjax.reuse import ModuleRef, compose_modules, module_set_scores, modules_of, replacement
 from modjax.train import fit, predict
 
 __version__ = "0.1.0"
@@ -25,5 +27,6 @@ __all__ = [
     "init_params", "fit", "predict", "save_model", "load_model", "decompose", "trace",
     "Decomposition", "DecomposeOptions", "PRESETS", "paper_script_max_remove", "masks_for",
     "apply_masks", "module_scores", "compose", "vote", "channel_score", "select", "replace",
-    "concatenate", "metrics",
+    "concatenate", "metrics", "ModuleRef", "modules_of", "replacement", "module_set_scores",
+    "compose_modules",
 ]

@@ -17,8 +17,6 @@ The trained-model tests (composed vs monolithic accuracy, chosen vs random remov
 """
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,6 +29,7 @@ from modjax.decomposition import Decomposition, DecomposeOptions
 from modjax.masks import masks_for
 from modjax.metrics import accuracy
 from modjax.models import ModelConfig, apply_model, init_params
+from tests.trained_models import trained_big
 
 C = 4
 T = 5
@@ -386,24 +385,9 @@ def test_errors_name_the_argument():
 # Trained synthetic models: composed vs monolithic, chosen vs random removals.
 # ---------------------------------------------------------------------------------------------
 
-N_TRAIN = 2000
-N_TEST = 1000
-
-
-@functools.lru_cache(maxsize=None)
 def trained_lstm(io):
     """A 1-layer LSTM-64 on the synthetic task (about 10 s of training on 2 CPU cores)."""
-    from modjax.data.synthetic import load_synthetic
-    from modjax.train import fit, predict
-
-    data = load_synthetic(io, n_train=N_TRAIN, n_test=N_TEST, seed=0)
-    cfg = ModelConfig(io=io, cell="lstm", num_classes=data.num_classes,
-                      vocab_size=data.vocab_size, in_len=data.in_len, out_len=data.out_len,
-                      layers=1, units=64, embed_dim=32)
-    params, _ = fit(cfg, data, epochs=10, batch_size=32, learning_rate=3e-3, seed=0,
-                    progress=False, validate=False)
-    mono = predict(cfg, params, data.x_test)
-    return cfg, params, data, mono
+    return trained_big(io, "lstm", 64)
 
 
 def random_like(decomp, seed):

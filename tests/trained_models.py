@@ -67,3 +67,24 @@ def decomposed(name: str, **options):
 def k_of(max_remove: float, units: int) -> int:
     """The cap, written as the artifact walks it: the smallest k with k / H >= max_remove."""
     return next(k for k in range(units + 1) if k / units >= max_remove)
+
+
+#: sizes of the larger models (accuracy tests): train and test examples
+BIG_TRAIN = 2000
+BIG_TEST = 1000
+
+
+@functools.lru_cache(maxsize=None)
+def trained_big(io: str, cell: str = "lstm", units: int = 64):
+    """``(config, params, data, monolithic test predictions)`` of a 1-layer model that learns
+    the synthetic task well (about 10 s of training on 2 CPU cores; cached per process)."""
+    from modjax.train import predict
+
+    data = load_synthetic(io, n_train=BIG_TRAIN, n_test=BIG_TEST, seed=0)
+    cfg = ModelConfig(io=io, cell=cell, num_classes=data.num_classes,
+                      vocab_size=data.vocab_size, in_len=data.in_len, out_len=data.out_len,
+                      layers=1, units=units, embed_dim=32)
+    params, _ = fit(cfg, data, epochs=10, batch_size=32, learning_rate=3e-3, seed=0,
+                    progress=False, validate=False)
+    mono = predict(cfg, params, data.x_test)
+    return cfg, params, data, mono
