@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import functools
-import operator
 from typing import Callable, Optional, Sequence
 
 import jax
@@ -20,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from modjax.checkpoint import to_plain_dict
-from modjax.decomposition import Decomposition
+from modjax.decomposition import Decomposition, check_module_index
 from modjax.masks import masks_for
 from modjax.models import ModelConfig, apply_model
 
@@ -181,13 +180,8 @@ def select(decomp: Decomposition, classes: Sequence[int]) -> Decomposition:
 
 def replace(decomp: Decomposition, c: int, other: Decomposition, c_other: int) -> Decomposition:
     """Swap module ``c`` for module ``c_other`` of another decomposition of the same model."""
-    for name, i, d in (("c", c, decomp), ("c_other", c_other, other)):
-        try:
-            ok = 0 <= operator.index(i) < d.num_modules
-        except TypeError:
-            ok = False
-        if not ok:
-            raise ValueError(f"{name} must be a module index in [0, {d.num_modules}), got {i!r}")
+    check_module_index("c", c, decomp.num_modules)
+    check_module_index("c_other", c_other, other.num_modules)
     if other.config != decomp.config or other.keep.shape[1:] != decomp.keep.shape[1:]:
         raise ValueError("other must decompose a model of the same architecture and mode to "
                          "swap keep vectors inside one set of params")

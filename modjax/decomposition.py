@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 import math
 from typing import Optional
 
@@ -78,6 +79,18 @@ _LSTM_SCRIPT = {
     ("one_to_many", "unrolled"): {1: 0.20, 2: 0.10, 3: 0.10, 4: 0.20},
     ("many_to_many", "unrolled"): {1: 0.10, 2: 0.05, 3: 0.05, 4: 0.05},
 }
+
+
+def check_module_index(name: str, value, num_modules: int) -> int:
+    """``value`` as an int module index in ``[0, num_modules)``; a ``ValueError`` naming
+    ``name`` for a non-integer or out-of-range value."""
+    try:
+        ok = 0 <= operator.index(value) < num_modules
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a module index in [0, {num_modules}), got {value!r}")
+    return operator.index(value)
 
 
 def paper_script_max_remove(cell: str, io: str, mode: str, layers: int) -> float:

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from modjax.compose import module_scores, select
-from modjax.decomposition import Decomposition
+from modjax.decomposition import Decomposition, check_module_index
 
 REDUCE_STEPS = (None, "max")
 
@@ -57,13 +57,7 @@ class ModuleRef:
         if self.decomp.config.io == "encoder_decoder":
             raise ValueError("ModuleRef.decomp: encoder_decoder modules translate, they do not "
                              "vote; use modjax.greedy_decode with a module's keep vectors")
-        try:
-            ok = 0 <= operator.index(self.module) < self.decomp.num_modules
-        except TypeError:
-            ok = False
-        if not ok:
-            raise ValueError(f"ModuleRef.module must be an int in [0, "
-                             f"{self.decomp.num_modules}), got {self.module!r}")
+        check_module_index("ModuleRef.module", self.module, self.decomp.num_modules)
         if self.label is not None:
             try:
                 ok = operator.index(self.label) >= 0
@@ -100,14 +94,19 @@ def replacement(decomp: Decomposition, params, c: int, other: Decomposition, oth
     """Every module of ``decomp`` except ``c``, plus module ``c_other`` of ``other`` voting for
     ``decomp``'s class ``c`` (replacing a weak model's module by a stronger model's)."""
     head = np.asarray(decomp.head_class)
-    try:
-        ok = 0 <= operator.index(c) < decomp.num_modules
-    except TypeError:
-        ok = False
-    if not ok:
-        raise ValueError(f"c must be a module index in [0, {decomp.num_modules}), got {c!r}")
+    c = check_module_index("c", c, decomp.num_modules)
     refs = [ModuleRef(decomp, params, i) for i in range(decomp.num_modules) if i != c]
     refs.insert(c, ModuleRef(other, other_params, c_other, label=int(head[c])))
+    return refs
+
+
+def _checked_refs(refs) -> List[ModuleRef]:
+    refs = list(refs)
+    if not refs:
+        raise ValueError("refs must name at least one module")
+    for i, r in enumerate(refs):
+        if not isinstance(r, ModuleRef):
+            raise TypeError(f"refs[{i}] must be a ModuleRef, got {type(r).__name__}")
     return refs
 
 
@@ -150,12 +149,7 @@ def module_set_scores(refs: Sequence[ModuleRef], x, *, reduce_steps: Optional[st
     Returns:
       ``[M, N]`` (one-output, or reduced) or ``[M, N, T]``.
     """
-    refs = list(refs)
-    if not refs:
-        raise ValueError("refs must name at least one module")
-    for i, r in enumerate(refs):
-        if not isinstance(r, ModuleRef):
-            raise TypeError(f"refs[{i}] must be a ModuleRef, got {type(r).__name__}")
+    refs = _checked_refs(refs)
     if reduce_steps not in REDUCE_STEPS:
         raise ValueError(f"reduce_steps must be one of {REDUCE_STEPS}, got {reduce_steps!r}")
     x = np.asarray(x)
@@ -192,12 +186,7 @@ def compose_modules(refs: Sequence[ModuleRef], *, reduce_steps: Optional[str] = 
     ``pred`` the winning module's label per example (per step when the scores keep a step
     axis). Ties go to the first module in ``refs``.
     """
-    refs = list(refs)
-    if not refs:
-        raise ValueError("refs must name at least one module")
-    for i, r in enumerate(refs):
-        if not isinstance(r, ModuleRef):
-            raise TypeError(f"refs[{i}] must be a ModuleRef, got {type(r).__name__}")
+    refs = _checked_refs(refs)
     labels = jnp.asarray([r.vote_label for r in refs], jnp.int32)
 
     def predict(x):
