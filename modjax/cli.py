@@ -71,6 +71,9 @@ def define_flags() -> None:
                   "Recurrent-kernel mask semantics (default code).")
     d.DEFINE_enum("rolled_obs", None, ["last_step", "all_steps"],
                   "What one-output models observe in rolled mode (default last_step).")
+    d.DEFINE_enum("padded_steps", None, ["carry", "skip"],
+                  "mask_zero models (encoder-decoder): observe the held state at padded steps "
+                  "(carry, default, the artifact's) or real steps only (skip).")
     d.DEFINE_enum("gate_mode", None, ["unit", "per_gate"],
                   "unit: a unit leaves every gate (default); per_gate: gate columns scored and "
                   "removed on their own (LSTM/GRU).")
@@ -101,7 +104,8 @@ _SHARED = {"mathqa_shared": ("load_mathqa_toxic_shared", 0),
            "clinc_shared": ("load_clinc_brown_shared", 0),
            "brown_shared": ("load_clinc_brown_shared", 1)}
 
-_OPTION_FLAGS = ("max_remove", "u_mask", "rolled_obs", "gate_mode", "n_pos", "n_neg")
+_OPTION_FLAGS = ("max_remove", "u_mask", "rolled_obs", "padded_steps", "gate_mode", "n_pos",
+                 "n_neg")
 
 
 class CLIError(Exception):

@@ -233,11 +233,12 @@ def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
     src = aux["gates"] if per_gate else hidden
     finite = jnp.all(jnp.isfinite(hidden))
     T = config.steps
-    if config.io == "encoder_decoder":
+    if options.padded_steps == "skip" and config.io == "encoder_decoder":
         step_ok = dec != 0
-    elif config.mask_zero and config.io in ("many_to_one", "many_to_many"):
+    elif (options.padded_steps == "skip" and config.mask_zero
+          and config.io in ("many_to_one", "many_to_many")):
         step_ok = x != 0
-    else:
+    else:  # no padded steps, or their held state is observed (the artifact's)
         step_ok = jnp.ones((x.shape[0], T), bool)
     unrolled = options.mode == "unrolled"
     pool_all = options.rolled_obs == "all_steps" or config.io == "encoder_decoder"

@@ -15,6 +15,7 @@ MODES = ("rolled", "unrolled")
 ROLLED_OBS = ("last_step", "all_steps")
 GATE_MODES = ("unit", "per_gate")
 U_MASKS = ("paper", "code")
+PADDED_STEPS = ("carry", "skip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,13 +33,18 @@ class DecomposeOptions:
         500 from *each* other class.
       gate_mode: ``"unit"`` (approach 2: a unit leaves every gate) or ``"per_gate"``
         (approach 1: each gate column is scored and removed on its own, capped per gate block
-        with no tie rule; a unit is never removed as a whole, so the recurrent kernel's rows — a unit's out-edges — are all kept, only the
-        removed gate columns lose their input, recurrent and bias weights).
+        with no tie rule; a unit is never removed as a whole, so the recurrent kernel's rows
+        — a unit's out-edges — are all kept, only the removed gate columns lose their input,
+        recurrent and bias weights).
       u_mask: recurrent-kernel semantics: ``"code"`` (the artifact's, which produced the
         published tables: an entry is dropped only if source and destination are removed) or
         ``"paper"`` (entry kept iff both are kept).
       tie_ratio: the tie rule's ratio (``d_min / d < tie_ratio``).
       relu_threshold: ReLU models remove units with ``active_pos - active_neg <= threshold``.
+      padded_steps: models with ``mask_zero`` (encoder-decoder) hold their state at padded
+        steps. ``"carry"`` (the artifact's: spec §2.6 pools ``h_t`` for every step of every
+        sample) observes that held state there too; ``"skip"`` observes real steps only.
+        Models without ``mask_zero`` have no padded steps.
     """
 
     mode: str = "rolled"
@@ -50,10 +56,12 @@ class DecomposeOptions:
     u_mask: str = "code"
     tie_ratio: float = 1.1
     relu_threshold: float = -0.5
+    padded_steps: str = "carry"
 
     def __post_init__(self):
         for name, allowed in (("mode", MODES), ("rolled_obs", ROLLED_OBS),
-                              ("gate_mode", GATE_MODES), ("u_mask", U_MASKS)):
+                              ("gate_mode", GATE_MODES), ("u_mask", U_MASKS),
+                              ("padded_steps", PADDED_STEPS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0.0 <= float(self.max_remove) <= 1.0:

@@ -134,7 +134,8 @@ def load_decomposition(path: str, params) -> Decomposition:
                          f"from (params hash {got}, decomposition was made from {want})")
     try:
         config = ModelConfig(**meta["config"])
-        options = DecomposeOptions(**meta["options"])
+        # files written before ``padded_steps`` existed were computed on real steps only
+        options = DecomposeOptions(**{"padded_steps": "skip", **meta["options"]})
         with open(os.path.join(path, "arrays.msgpack"), "rb") as f:
             raw = serialization.msgpack_restore(f.read())
     except (OSError, KeyError, TypeError) as e:

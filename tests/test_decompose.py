@@ -199,6 +199,92 @@ def test_matches_literal_reference(name, mode, rolled_obs):
     assert len({row.tobytes() for row in flat}) > 1
 
 
+def literal_keep_encdec(config, params64, src, dec, concern, num_langs, *, n_pos, n_neg,
+                        max_remove, mode, padded_steps):
+    """Decoder keep vectors of an encoder-decoder model by spec §2.2 / §2.6, literally.
+
+    Positives of language ``l``: the first ``n_pos`` pairs whose concern is ``l``; negatives:
+    the first ``n_neg`` pairs of EACH other language. Observations: the decoder's ``h_t`` for
+    every step of every sample (the state held at padded steps too, ``"carry"``), or real
+    steps only (``"skip"``); pooled over steps (rolled) or per step (unrolled).
+    """
+    L, H, T = config.layers, config.units, config.out_len
+    fwd = jax.jit(lambda p, s, d: apply_model(config, p, s, d, return_hidden=True)[1]["hidden"])
+    cache = {}
+
+    def hidden(i):  # [L, T, H] of pair i, from a forward pass of that pair alone
+        if i not in cache:
+            h = np.asarray(fwd(params64, src[i:i + 1], dec[i:i + 1]))
+            assert h.dtype == np.float64
+            cache[i] = h[:, 0]
+        return cache[i]
+
+    def real(i, t):
+        return padded_steps == "carry" or dec[i, t] != 0
+
+    N = len(src)
+    keep = np.ones((num_langs, L, T, H) if mode == "unrolled" else (num_langs, L, H), bool)
+    for c in range(num_langs):
+        P = first(n_pos, range(N), lambda i: concern[i] == c)
+        Ng = [i for m in range(num_langs) if m != c
+              for i in first(n_neg, range(N), lambda i: concern[i] == m)]
+        for l in range(L):
+            if mode == "rolled":
+                op = [hidden(i)[l, t] for i in P for t in range(T) if real(i, t)]
+                on = [hidden(i)[l, t] for i in Ng for t in range(T) if real(i, t)]
+                keep[c, l] = ref_select_logistic(op, on, max_remove)[0]
+            else:
+                for t in range(T):
+                    op = [hidden(i)[l, t] for i in P if real(i, t)]
+                    on = [hidden(i)[l, t] for i in Ng if real(i, t)]
+                    if op and on:
+                        keep[c, l, t] = ref_select_logistic(op, on, max_remove)[0]
+    return keep
+
+
+@pytest.mark.parametrize("mode", ["rolled", "unrolled"])
+@pytest.mark.parametrize("padded_steps", ["carry", "skip"])
+def test_encoder_decoder_matches_literal_reference(mode, padded_steps):
+    from modjax.data.synthetic import load_synthetic
+    from modjax.models import config_for
+
+    data = load_synthetic("encoder_decoder", n_train=240, n_test=8, seed=0)
+    assert (data.decoder_input_train == 0).any()  # padded steps exist: the option matters
+    config = config_for(data, cell="lstm", layers=2, units=8, embed_dim=6)
+    src, dec, concern = data.x_train, data.decoder_input_train, data.concern_train
+    n_pos, n_neg = 30, 12
+    with jax.enable_x64(True):
+        p64 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), init_params(config, 3))
+        got = decompose(p64, ((src, dec), concern), model=config, class_names=data.class_names,
+                        n_pos=n_pos, n_neg=n_neg, max_remove=MAX_REMOVE, mode=mode,
+                        padded_steps=padded_steps)
+        want = literal_keep_encdec(config, p64, src, dec, concern, len(data.class_names),
+                                   n_pos=n_pos, n_neg=n_neg, max_remove=MAX_REMOVE, mode=mode,
+                                   padded_steps=padded_steps)
+    keep = np.asarray(got.keep)
+    assert keep.shape == want.shape
+    np.testing.assert_array_equal(keep, want)
+    assert (~want).any()
+    flat = want.reshape(want.shape[0], -1)
+    assert len({row.tobytes() for row in flat}) > 1
+
+
+def test_padded_steps_option_changes_the_observations():
+    from modjax.data.synthetic import load_synthetic
+    from modjax.models import config_for
+
+    data = load_synthetic("encoder_decoder", n_train=240, n_test=8, seed=0)
+    config = config_for(data, cell="lstm", layers=1, units=8, embed_dim=6)
+    params = init_params(config, 3)
+    args = (params, data)
+    kw = dict(model=config, n_pos=30, n_neg=12, max_remove=MAX_REMOVE, mode="unrolled")
+    carry = np.asarray(decompose(*args, **kw).keep)
+    skip = np.asarray(decompose(*args, padded_steps="skip", **kw).keep)
+    assert (carry != skip).any()
+    with pytest.raises(ValueError, match="padded_steps"):
+        decompose(*args, padded_steps="drop", **kw)
+
+
 # ---------------------------------------------------------------------------------------------
 # Properties on trained models (float32, the library's default precision).
 # ---------------------------------------------------------------------------------------------
