@@ -79,3 +79,17 @@ def test_premasked_weights_equal_masks_inside_the_step(cell, activation, gate, r
     one = jax.jit(jax.vmap(lambda x: scan_layer(cfg, p, x[None], keep=keep, u_mask=u_mask,
                                                 reverse=reverse)[0][0]))(xs)
     np.testing.assert_allclose(np.asarray(whole), np.asarray(one), atol=1e-6, rtol=0)
+
+
+def test_step_row_is_exact_whatever_the_other_rows_hold():
+    from modjax.layers import _step_row
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(6, 2, 5)).astype(np.float32)
+    table[1, 0, 0] = np.inf
+    table[4, 1, 2] = np.nan
+    f = jax.jit(_step_row)
+    for t in (0, 2, 3, 5):
+        np.testing.assert_array_equal(np.asarray(f(jnp.asarray(table), t)), table[t])
+    got = np.asarray(f(jnp.asarray(table), 1))
+    assert got[0, 0] == np.inf and np.isfinite(got).sum() == got.size - 1
