@@ -185,18 +185,14 @@ def load_data_arg(spec: str, config):
                               n_test=FLAGS.synthetic_n_test, seed=FLAGS.synthetic_seed)
     from modjax.data import LOADERS, load_dataset
 
-    if spec in LOADERS:
-        kw = {"path": FLAGS.data_path} if FLAGS.data_path else {}
-        try:
-            return load_dataset(spec, source="local", **kw)
-        except (OSError, ValueError, KeyError, ImportError) as e:
-            raise CLIError(f"--data: cannot load dataset {spec!r} from local files: "
-                           f"{_one_line(e)}") from None
-    if spec in _SHARED:
+    if spec in LOADERS or spec in _SHARED:
         from modjax.data import shared_vocab
 
-        fn, idx = _SHARED[spec]
         try:
+            if spec in LOADERS:
+                kw = {"path": FLAGS.data_path} if FLAGS.data_path else {}
+                return load_dataset(spec, source="local", **kw)
+            fn, idx = _SHARED[spec]
             return getattr(shared_vocab, fn)(source="local", path=FLAGS.data_path or None)[idx]
         except (OSError, ValueError, KeyError, ImportError) as e:
             raise CLIError(f"--data: cannot load dataset {spec!r} from local files: "

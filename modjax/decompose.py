@@ -233,11 +233,12 @@ def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
     src = aux["gates"] if per_gate else hidden
     finite = jnp.all(jnp.isfinite(hidden))
     T = config.steps
-    if options.padded_steps == "skip" and config.io == "encoder_decoder":
-        step_ok = dec != 0
-    elif (options.padded_steps == "skip" and config.mask_zero
-          and config.io in ("many_to_one", "many_to_many")):
-        step_ok = x != 0
+    # Padded steps are those the model itself masks (mask_zero: decoder inputs, or the inputs
+    # of a model that reads one token per step); skipped only on request.
+    step_ids = dec if config.io == "encoder_decoder" else (
+        x if config.io in ("many_to_one", "many_to_many") else None)
+    if options.padded_steps == "skip" and config.mask_zero and step_ids is not None:
+        step_ok = step_ids != 0
     else:  # no padded steps, or their held state is observed (the artifact's)
         step_ok = jnp.ones((x.shape[0], T), bool)
     unrolled = options.mode == "unrolled"

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
-import operator
 import math
+import operator
 from typing import Optional
 
 import jax

@@ -28,12 +28,6 @@ def layer_prefix(config) -> str:
     return "decoder_rnn_" if config.io == "encoder_decoder" else "rnn_"
 
 
-def split_keep(decomp: Decomposition, keep_l):
-    """``(source keep [.., H], destination columns [.., gH])`` of one layer's keep vector
-    (:func:`modjax.cells.unit_and_column_keep`)."""
-    return unit_and_column_keep(decomp.config.cell_config, keep_l)
-
-
 def masks_for(decomp: Decomposition, c: int, params) -> dict:
     """Boolean pytree mirroring ``params`` for module ``c`` (see the module docstring).
 
@@ -62,11 +56,11 @@ def masks_for(decomp: Decomposition, c: int, params) -> dict:
 
     for l in range(cfg.layers):
         name = f"{prefix}{l}"
-        src, col = split_keep(decomp, keep[l])
+        src, col = unit_and_column_keep(cfg.cell_config, keep[l])
         k_shape = np.shape(params[name]["kernel"])
         kmask = full(k_shape) & col[..., None, :]
         if paper and l > 0:
-            prev_src, _ = split_keep(decomp, keep[l - 1])
+            prev_src, _ = unit_and_column_keep(cfg.cell_config, keep[l - 1])
             kmask = kmask & prev_src[..., :, None]
         masks[name]["kernel"] = kmask
         b_shape = np.shape(params[name]["bias"])
@@ -76,6 +70,6 @@ def masks_for(decomp: Decomposition, c: int, params) -> dict:
         else:
             u = ~(~src[..., :, None] & ~col[..., None, :])
         masks[name]["recurrent_kernel"] = u
-    last_src, _ = split_keep(decomp, keep[cfg.layers - 1])
+    last_src, _ = unit_and_column_keep(cfg.cell_config, keep[cfg.layers - 1])
     masks["dense"]["kernel"] = full(np.shape(params["dense"]["kernel"])) & last_src[..., :, None]
     return masks

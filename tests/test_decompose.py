@@ -7,6 +7,7 @@ exactly as the pseudo-code writes it. The vectorised library must agree bit for 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -283,6 +284,13 @@ def test_padded_steps_option_changes_the_observations():
     assert (carry != skip).any()
     with pytest.raises(ValueError, match="padded_steps"):
         decompose(*args, padded_steps="drop", **kw)
+    # without mask_zero the model has no padded steps (id 0 is a real token): nothing to skip
+    plain = dataclasses.replace(config, mask_zero=False)
+    kw["model"] = plain
+    params = init_params(plain, 3)
+    np.testing.assert_array_equal(
+        np.asarray(decompose(params, data, **kw).keep),
+        np.asarray(decompose(params, data, padded_steps="skip", **kw).keep))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,16 +5,15 @@ import os
 import shutil
 import warnings
 
+import h5py
 import jax
 import numpy as np
 import pytest
 
-h5py = pytest.importorskip("h5py")
-
-from modjax.data.base import default_data_dir  # noqa: E402
-from modjax.decompose import decompose  # noqa: E402
-from modjax.keras_import import from_keras_h5  # noqa: E402
-from modjax.models import apply_model  # noqa: E402
+from modjax.data.base import default_data_dir
+from modjax.decompose import decompose
+from modjax.keras_import import from_keras_h5
+from modjax.models import apply_model
 
 REAL = {
     "vanilla_rnn_models/one_to_many/h5/model1.h5":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 
-
 from modjax.data.base import TaskData
 from modjax.data.text import check_source, data_folder, hf_load, shuffle_split_indices, synthetic
 from modjax.data.tokenizer import Tokenizer, pad_sequences
