@@ -1,340 +1,133 @@
-"""Reproduce the paper's RQ1 (Table II): train, decompose, compose, compare δ with the paper.
+"""Table II (RQ1): train the paper's models, decompose, compose, and set our δ beside the paper's.
 
-    python -m experiments.reproduce --dataset=clinc --cells=lstm,gru,simple \\
-        --layers=1,2,3,4 --modes=rolled,unrolled --out=runs/reproduce
+    python -m experiments.reproduce --datasets=mathqa,clinc,toxic,brown \\
+        --configs=artifact,paper,per_gate --out=runs/table2 --report=docs/results/table2.md
 
-For every model (cell × layers) of the dataset's I/O type this
+For every dataset × cell × depth this trains the paper's architecture (or loads it from
+``<out>/models``), measures the monolithic test accuracy, and then, for every mode and
+configuration, decomposes it, composes the modules by vote and records the composed accuracy,
+δ = composed − monolithic (percentage points; many-output with and without padding positions),
+the Jaccard index, weight retention, units kept per layer, and the decompose / compile /
+evaluation times. Configurations (``docs/method.md#artifact``):
 
-1. builds the paper's architecture (spec §7): H = 100 units, Embedding 50 (Brown 100), Dropout
-   0.2 before the head for LSTM-4 (M:1) and LSTM-4/GRU-4 (1:N), Adam 1e-3, the paper's
-   epochs / batch size per I/O type (1:1 5/32, M:1 15/128, 1:N 5/32, M:N 10/128);
-2. trains it, or loads the checkpoint cached under ``<out>/models/<name>`` (resume);
-3. evaluates the monolithic accuracy on the test split (many-output: every position, padding
-   included, as the paper; the non-padding accuracy is reported too);
-4. decomposes it in each requested mode (1:1 has no unrolled mode), composes the modules by
-   arg-max vote and reports the composed accuracy, δ = composed − monolithic in points, the
-   paper's mean Jaccard index over modules (spec §8.3) and the decomposition time;
-5. prints our δ and JI beside the paper's, and writes ``<out>/results.json`` and
-   ``<out>/results.md`` atomically after every row. A (dataset, cell, layers, mode) already in
-   ``results.json`` is skipped unless ``--overwrite``.
+* ``artifact`` — the authors' scripts: ``preset="artifact"`` (per-script caps, mask semantics,
+  observation and head rows), evaluated with their forward pass;
+* ``paper`` — the paper's text: 20% cap, ``u_mask="paper"``, all steps observed;
+* ``per_gate`` — ``artifact`` with each gate column scored on its own (LSTM and GRU on CLINC and
+  Brown only).
 
-Gate activation. Models are trained *and* evaluated with the logistic ``sigmoid`` gate. The
-authors trained with Keras' ``hard_sigmoid`` but computed every published accuracy (monolithic
-and composed) and every monitored hidden state with a NumPy forward pass that uses the logistic
-sigmoid (spec §3.3); training with ``sigmoid`` makes our training function equal to the paper's
-evaluation function.
-
-Defaults follow the artifact that produced the published tables: ``--u_mask=code``,
-``--rolled_obs=last_step`` and the per-script removal caps of spec §3.2
-(``--max_remove=paper_script``). Encoder-decoder (Tatoeba) is not handled here.
-
-Synthetic data (no downloads): ``--dataset=synthetic:many_to_one`` (any of the four I/O types),
-or ``--source=synthetic`` with a real dataset name (its I/O type's synthetic task).
+Rows are written to ``<out>/results.json`` after each one and resume across runs; a row made
+with other settings is recomputed. ``--report`` renders the whole store (markdown, JSON and a
+PNG figure) with :mod:`experiments.table2_report`. ``--smoke`` runs the same pipeline on tiny
+synthetic models in seconds.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 import os
 import sys
-import tempfile
 import time
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List
 
 from absl import app, flags, logging
 
-from experiments import paper_results
+from experiments import paper_results, runner
 
 FLAGS = flags.FLAGS
+CONFIGS = ("artifact", "paper", "per_gate")
+RESULTS_FORMAT = "modjax-table2"
+
+
 def define_flags():
-    """Define this binary's flags (called only when it runs as a program, so importing
-    the module from tests or other binaries defines nothing)."""
-    flags.DEFINE_string("dataset", "clinc",
-                        "mathqa (1:1), clinc (M:1), toxic (1:N), brown (M:N), or synthetic:<io> with "
-                        "<io> one of one_to_one, many_to_one, one_to_many, many_to_many. tatoeba "
-                        "(encoder-decoder) is out of scope.")
+    """Define this binary's flags (only when it runs as a program)."""
+    flags.DEFINE_list("datasets", ["mathqa", "clinc", "toxic", "brown"],
+                      "mathqa (1:1), clinc (M:1), toxic (1:N), brown (M:N), or synthetic:<io>.")
     flags.DEFINE_enum("source", "local", ["local", "hf", "synthetic"],
-                      "Where the dataset comes from (modjax.data.load_dataset's source).")
-    flags.DEFINE_list("cells", ["lstm", "gru", "simple"], "Cells: lstm, gru, simple (vanilla tanh).")
+                      "Where the datasets come from (modjax.data.load_dataset's source).")
+    flags.DEFINE_list("cells", list(runner.CELLS), "lstm, gru, simple (vanilla tanh).")
     flags.DEFINE_list("layers", ["1", "2", "3", "4"], "Model depths (stacked recurrent layers).")
     flags.DEFINE_list("modes", ["rolled", "unrolled"], "Decomposition modes.")
-    flags.DEFINE_string("out", "runs/reproduce", "Output folder (results.json, results.md, models/).")
-    flags.DEFINE_integer("epochs", None, "Training epochs (default: the paper's for the I/O type).")
-    flags.DEFINE_integer("batch_size", None, "Batch size (default: the paper's for the I/O type).")
-    flags.DEFINE_string("max_remove", "paper_script",
-                        "'paper_script' (the authors' per-script caps, spec §3.2) or a number in "
-                        "[0, 1].")
-    flags.DEFINE_enum("u_mask", "code", ["code", "paper"],
-                      "Recurrent-kernel mask semantics; 'code' reproduces the published tables.")
-    flags.DEFINE_enum("rolled_obs", "last_step", ["last_step", "all_steps"],
-                      "One-output rolled observations: the artifact's last step or all steps.")
-    flags.DEFINE_integer("limit_train", None, "Use a random subset of this many training examples "
-                         "(quick runs); the test split is untouched.")
-    flags.DEFINE_integer("limit_test", None, "Use the first N test examples (quick runs).")
+    flags.DEFINE_list("configs", ["artifact", "paper"],
+                      f"Decomposition configurations, of {CONFIGS}.")
+    flags.DEFINE_string("out", "runs/table2", "Folder of results.json and the model cache.")
+    flags.DEFINE_string("report", None, "Write the report here (.md; .json and .png beside it).")
+    flags.DEFINE_integer("epochs", None, "Training epochs (default: the paper's per I/O type).")
+    flags.DEFINE_integer("batch_size", None, "Batch size (default: the paper's per I/O type).")
+    flags.DEFINE_integer("limit_train", None, "A seeded random subset of N training examples.")
+    flags.DEFINE_integer("limit_test", None, "The first N test examples.")
     flags.DEFINE_integer("units", 100, "Units per recurrent layer (the paper: 100).")
-    flags.DEFINE_integer("seed", 0, "Seed for the subset, initialisation, shuffling and dropout.")
-    flags.DEFINE_bool("overwrite", False, "Recompute rows already in results.json.")
+    flags.DEFINE_integer("seed", 0, "Subset, initialisation, shuffling and dropout seed.")
     flags.DEFINE_bool("retrain", False, "Train again even if a cached checkpoint exists.")
-    flags.DEFINE_bool("progress", True, "Print per-epoch training progress.")
-
-IO_LABELS = {"one_to_one": "1:1", "many_to_one": "M:1", "one_to_many": "1:N",
-             "many_to_many": "M:N", "encoder_decoder": "M:N enc-dec"}
-#: The paper's (epochs, batch size) per I/O type (spec §7).
-PAPER_TRAINING = {"one_to_one": (5, 32), "many_to_one": (15, 128), "one_to_many": (5, 32),
-                  "many_to_many": (10, 128)}
-REAL_DATASETS = ("mathqa", "clinc", "toxic", "brown")
-IO_OF = {"mathqa": "one_to_one", "clinc": "many_to_one", "toxic": "one_to_many",
-         "brown": "many_to_many"}  # as modjax.data.IO_OF, without importing JAX
-SYNTHETIC_IOS = ("one_to_one", "many_to_one", "one_to_many", "many_to_many")
-RESULTS_FORMAT = "modjax-reproduce"
-RESULTS_VERSION = 1
-GATE_ACTIVATION = "sigmoid"
+    flags.DEFINE_bool("render_only", False, "Only render --report from the stored rows.")
+    flags.DEFINE_bool("smoke", False, "Tiny synthetic run of the whole pipeline (tests).")
+    flags.DEFINE_bool("compilation_cache", True, "Use JAX's persistent compilation cache.")
 
 
-# -- pieces that do not need JAX ---------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """What ``--dataset``/``--source`` name: ``id`` is the results key's dataset field."""
-
-    id: str
-    name: str
-    source: str
-    io: str
-    paper_name: Optional[str]  # Table II dataset, None for synthetic data
-
-
-def parse_dataset(dataset: str, source: str) -> DatasetSpec:
-    """Validate ``--dataset``/``--source``; raises ``ValueError`` with a clear message."""
-    d = dataset.strip().lower()
-    if d == "tatoeba" or d.startswith("tatoeba") or d == "synthetic:encoder_decoder":
-        raise ValueError(
-            "encoder-decoder models (tatoeba) are out of scope for experiments.reproduce: their "
-            "modules are chosen by target language and scored by BLEU, not voted. Use "
-            "modjax.greedy_decode with a decomposition's keep vectors instead.")
-    if d.startswith("synthetic:"):
-        io = d.split(":", 1)[1]
-        if io not in SYNTHETIC_IOS:
-            raise ValueError(f"--dataset=synthetic:<io> needs <io> in {SYNTHETIC_IOS}, got {io!r}")
-        return DatasetSpec(id=d, name=d, source="synthetic", io=io, paper_name=None)
-    if d not in REAL_DATASETS:
-        raise ValueError(f"--dataset must be one of {REAL_DATASETS} or synthetic:<io>, got "
-                         f"{dataset!r}")
-    if source == "synthetic":
-        return DatasetSpec(id=f"synthetic:{d}", name=d, source="synthetic", io=IO_OF[d],
-                           paper_name=None)
-    return DatasetSpec(id=d, name=d, source=source, io=IO_OF[d], paper_name=d)
-
-
-def parse_max_remove(value: str):
-    """``"paper_script"`` or a float in [0, 1]."""
-    if value == "paper_script":
-        return value
+def check_flags() -> dict:
+    """The validated run description from the flags; ``ValueError`` naming the flag."""
+    if FLAGS.smoke:
+        datasets = [f"synthetic:{io}" for io in runner.SYNTHETIC_IOS]
+    else:
+        datasets = [d.strip().lower() for d in FLAGS.datasets]
+    specs = [runner.parse_dataset(d, FLAGS.source) for d in datasets]
+    cells = ["simple" if c.strip().lower() == "vanilla" else c.strip().lower()
+             for c in FLAGS.cells]
+    for c in cells:
+        if c not in runner.CELLS:
+            raise ValueError(f"--cells entries must be lstm, gru or simple, got {c!r}")
     try:
-        v = float(value)
+        layers = [int(x) for x in FLAGS.layers]
     except ValueError:
-        raise ValueError(f"--max_remove must be 'paper_script' or a number, got {value!r}") \
-            from None
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"--max_remove must be in [0, 1], got {v}")
-    return v
+        raise ValueError(f"--layers must be integers >= 1, got {FLAGS.layers}") from None
+    if any(k < 1 for k in layers):
+        raise ValueError(f"--layers must be integers >= 1, got {layers}")
+    modes = [m.strip().lower() for m in FLAGS.modes]
+    configs = [c.strip().lower() for c in FLAGS.configs]
+    for name, vals, allowed in (("--modes", modes, ("rolled", "unrolled")),
+                                ("--configs", configs, CONFIGS)):
+        bad = [v for v in vals if v not in allowed]
+        if bad or not vals:
+            raise ValueError(f"{name} entries must be among {allowed}, got {vals}")
+    for name in ("epochs", "batch_size", "limit_train", "limit_test", "units"):
+        v = getattr(FLAGS, name)
+        if v is not None and v < 1:
+            raise ValueError(f"--{name} must be >= 1, got {v}")
+    given = lambda name: FLAGS[name].present or not FLAGS.smoke
+    return dict(specs=specs, cells=cells, layers=layers if given("layers") else [1, 2],
+                modes=modes, configs=configs, units=FLAGS.units if given("units") else 8,
+                epochs=FLAGS.epochs if given("epochs") else 1, batch_size=FLAGS.batch_size,
+                limit_train=FLAGS.limit_train if given("limit_train") else 300,
+                limit_test=FLAGS.limit_test if given("limit_test") else 100, seed=FLAGS.seed)
 
 
-def paper_dropout(cell: str, layers: int, io: str) -> float:
-    """Dropout 0.2 before the head where spec §7 has it (LSTM-4 M:1, LSTM-4/GRU-4 1:N)."""
-    if layers == 4 and ((io == "many_to_one" and cell == "lstm")
-                        or (io == "one_to_many" and cell in ("lstm", "gru"))):
-        return 0.2
-    return 0.0
+def applies(config_name: str, spec: runner.DatasetSpec, cell: str, mode: str) -> bool:
+    """Whether a (configuration, dataset, cell, mode) row exists: 1:1 has no unrolled mode (a
+    single step); per-gate rows are LSTM and GRU on CLINC and Brown (or synthetic M:1, M:N)."""
+    if spec.io == "one_to_one" and mode == "unrolled":
+        return False
+    if config_name == "per_gate":
+        return cell in ("lstm", "gru") and spec.io in ("many_to_one", "many_to_many")
+    return True
 
 
-def paper_embed_dim(io: str) -> int:
-    """Embedding width: 100 for M:N (Brown), 50 otherwise."""
-    return 100 if io == "many_to_many" else 50
+def decompose_options(config_name: str, model_config, mode: str) -> dict:
+    """The resolved :class:`~modjax.DecomposeOptions` fields of a configuration."""
+    import dataclasses
+
+    from modjax.presets import options_for
+
+    if config_name == "paper":
+        opts = options_for("paper_text", model_config, mode, u_mask="paper",
+                           rolled_obs="all_steps")
+    elif config_name == "per_gate":
+        opts = options_for("artifact", model_config, mode, gate_mode="per_gate")
+    else:
+        opts = options_for("artifact", model_config, mode)
+    return dataclasses.asdict(opts)
 
 
-def modes_for(io: str, modes: Sequence[str]) -> Tuple[List[str], List[str]]:
-    """``(run, not_applicable)``: 1:1 has no unrolled mode (a single step, spec §2.6)."""
-    run, na = [], []
-    for m in modes:
-        (na if (io == "one_to_one" and m == "unrolled") else run).append(m)
-    return run, na
-
-
-def row_key(row: dict) -> Tuple[str, str, int, str]:
-    return (row["dataset"], row["cell"], int(row["layers"]), row["mode"])
-
-
-def model_name(spec: DatasetSpec, cell: str, layers: int, epochs: int, batch_size: int,
-               seed: int, limit_train: Optional[int], units: int) -> str:
-    """Cache folder name under ``<out>/models``; changes whenever the training changes."""
-    name = f"{spec.id.replace(':', '-')}_{cell}-{layers}_e{epochs}_b{batch_size}_s{seed}"
-    if units != 100:
-        name += f"_h{units}"
-    if limit_train:
-        name += f"_n{limit_train}"
-    return name
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary sibling and ``os.replace``."""
-    path = os.path.abspath(path)
-    d = os.path.dirname(path)
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def load_results(out: str) -> Dict[tuple, dict]:
-    """Rows of ``<out>/results.json`` by key; empty if the file does not exist."""
-    path = os.path.join(out, "results.json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        doc = json.load(f)
-    if doc.get("format") != RESULTS_FORMAT:
-        raise ValueError(f"{path} is not a {RESULTS_FORMAT} results file")
-    return {row_key(r): r for r in doc.get("rows", [])}
-
-
-def _fmt(v, spec: str = ".2f", signed: bool = False) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return format(v, ("+" if signed else "") + spec)
-
-
-TABLE_HEADERS = ("Dataset", "I/O", "Model", "Mode", "Mono acc", "Comp acc", "δ ours",
-                 "δ paper", "Mono (no pad)", "Comp (no pad)", "δ no pad", "JI ours",
-                 "JI paper (avg)", "max_rm", "Decomp s", "Epochs")
-
-
-def table_rows(rows: Sequence[dict]) -> List[List[str]]:
-    out = []
-    for r in rows:
-        out.append([r["dataset"], IO_LABELS.get(r["io"], r["io"]), r["model"], r["mode"],
-                    _fmt(100 * r["mono_acc"]), _fmt(100 * r["comp_acc"]),
-                    _fmt(r["delta"], signed=True), _fmt(r.get("paper_delta"), signed=True),
-                    _fmt(None if r.get("mono_acc_nopad") is None else 100 * r["mono_acc_nopad"]),
-                    _fmt(None if r.get("comp_acc_nopad") is None else 100 * r["comp_acc_nopad"]),
-                    _fmt(r.get("delta_nopad"), signed=True), _fmt(r["ji"], ".3f"),
-                    _fmt(r.get("paper_avg_ji")), _fmt(r["max_remove"], ".2f"),
-                    _fmt(r["decompose_s"], ".1f"), str(r["epochs"])])
-    return out
-
-
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    w = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-         for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.rjust(w[i]) if i >= 4 else c.ljust(w[i])
-                                   for i, c in enumerate(cells))
-    return "\n".join([line(headers), line(["-" * x for x in w])] + [line(r) for r in rows])
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    esc = lambda s: str(s).replace("|", "\\|")
-    out = ["| " + " | ".join(esc(h) for h in headers) + " |",
-           "|" + "|".join("---" if i < 4 else "---:" for i in range(len(headers))) + "|"]
-    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
-    return "\n".join(out)
-
-
-def sort_rows(rows):
-    order = {"lstm": 0, "gru": 1, "simple": 2}
-    return sorted(rows, key=lambda r: (r["dataset"], order.get(r["cell"], 9), r["layers"],
-                                       r["mode"]))
-
-
-def write_results(out: str, rows_by_key: Dict[tuple, dict], command: str) -> None:
-    """``results.json`` and ``results.md`` under ``out``, each written atomically."""
-    rows = sort_rows(rows_by_key.values())
-    doc = {"format": RESULTS_FORMAT, "version": RESULTS_VERSION,
-           "gate_activation": GATE_ACTIVATION, "rows": rows}
-    write_atomic(os.path.join(out, "results.json"), json.dumps(doc, indent=1, sort_keys=True))
-    md = ["# modjax reproduction of Table II (RQ1)", "",
-          f"Last command: `{command}`", "",
-          "δ = composed − monolithic test accuracy in percentage points; many-output accuracies "
-          "count padding positions as the paper does (the *no pad* columns do not). JI is the "
-          "paper's Jaccard index (spec §8.3) averaged over modules; the paper column is the "
-          "average over its row's 12 models. Gates are the logistic sigmoid in training and "
-          "evaluation (the paper's evaluation forward, spec §3.3).", "",
-          markdown_table(TABLE_HEADERS, table_rows(rows)), ""]
-    write_atomic(os.path.join(out, "results.md"), "\n".join(md))
-
-
-# -- the experiment ----------------------------------------------------------------------------
-def _subset(data, limit_train, limit_test, seed):
-    import numpy as np
-
-    changes = {}
-    if limit_train and limit_train < len(data.x_train):
-        idx = np.sort(np.random.RandomState(seed).choice(len(data.x_train), limit_train,
-                                                         replace=False))
-        changes.update(x_train=data.x_train[idx], y_train=data.y_train[idx])
-    if limit_test and limit_test < len(data.x_test):
-        changes.update(x_test=data.x_test[:limit_test], y_test=data.y_test[:limit_test])
-    return dataclasses.replace(data, **changes) if changes else data
-
-
-def load_data(spec: DatasetSpec, seed: int):
-    from modjax.data import load_dataset
-    from modjax.data.synthetic import load_synthetic
-
-    if spec.name.startswith("synthetic:"):
-        return load_synthetic(spec.io, seed=seed)
-    if spec.source == "synthetic":
-        return load_dataset(spec.name, source="synthetic", seed=seed)
-    return load_dataset(spec.name, source=spec.source)
-
-
-def train_or_load(config, data, model_dir: str, *, epochs, batch_size, seed, retrain, progress):
-    """Params of ``config`` from ``model_dir`` if cached (same config), else trained and saved."""
-    from modjax.checkpoint import load_model, save_model
-    from modjax.train import fit
-
-    meta_path = model_dir + ".train.json"
-    if not retrain and os.path.isdir(model_dir):
-        try:
-            cached_cfg, params = load_model(model_dir)
-        except (ValueError, OSError) as e:
-            logging.warning("cached model %s unreadable (%s): training again", model_dir, e)
-        else:
-            if cached_cfg == config:
-                meta = {}
-                if os.path.isfile(meta_path):
-                    with open(meta_path) as f:
-                        meta = json.load(f)
-                logging.info("loaded cached model %s (trained in %.1fs)", model_dir,
-                             meta.get("train_s", float("nan")))
-                return params, meta, True
-            logging.warning("cached model %s has a different config: training again", model_dir)
-    logging.info("training %s: %d examples, %d epochs, batch %d", os.path.basename(model_dir),
-                 len(data.x_train), epochs, batch_size)
-    t0 = time.perf_counter()
-    params, hist = fit(config, data, epochs=epochs, batch_size=batch_size, seed=seed,
-                       progress=progress, validate=False)
-    train_s = time.perf_counter() - t0
-    logging.info("trained in %.1fs (%.1fs/epoch), final loss %.4f", train_s, train_s / epochs,
-                 hist["loss"][-1])
-    save_model(model_dir, config, params)
-    meta = {"train_s": train_s, "epoch_s": hist["seconds"], "loss": hist["loss"],
-            "epochs": epochs, "batch_size": batch_size, "seed": seed,
-            "n_train": int(len(data.x_train))}
-    write_atomic(meta_path, json.dumps(meta, indent=1))
-    return params, meta, False
-
-
-def evaluate_mode(config, params, data, mode, *, max_remove, u_mask, rolled_obs):
-    """Decompose in ``mode``, compose, and measure. Returns a dict of metrics."""
+def evaluate(config, params, data, options: dict) -> dict:
+    """Decompose with ``options``, compose, and measure; returns the row's numbers."""
     import jax
     import numpy as np
 
@@ -343,213 +136,134 @@ def evaluate_mode(config, params, data, mode, *, max_remove, u_mask, rolled_obs)
     from modjax.decompose import decompose
 
     t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
+    with runner.compile_seconds() as comp_s, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        decomp = decompose(params, data, model=config, mode=mode, max_remove=max_remove,
-                           u_mask=u_mask, rolled_obs=rolled_obs)
+        decomp = decompose(params, data, model=config, **options)
         jax.block_until_ready(decomp.keep)
     decompose_s = time.perf_counter() - t0
     for w in caught:
         logging.warning("decompose: %s", w.message)
-    removed = config.units - np.asarray(metrics.units_kept(decomp), np.float64)  # [C, L]
-    logging.info("decomposed (%s) into %d modules in %.2fs; units removed per layer: mean %.2f "
-                 "(min %.1f, max %.1f)", mode, decomp.num_modules, decompose_s,
-                 removed.mean(), removed.min(), removed.max())
+    kept = np.asarray(metrics.units_kept(decomp), np.float64)  # [C, L]
     t0 = time.perf_counter()
-    pred, _ = compose(decomp, params)(data.x_test)
-    pred = np.asarray(pred)
+    with runner.compile_seconds() as ccomp_s:
+        pred, _ = compose(decomp, params)(data.x_test)
+        pred = np.asarray(pred)
     compose_s = time.perf_counter() - t0
     y = np.asarray(data.y_test)
     comp = metrics.accuracy(pred, y)
     comp_np = metrics.accuracy(pred, y, ignore_padding=True) if config.many_output else None
-    logging.info("composed %d modules on %d test examples in %.2fs: accuracy %.4f",
-                 decomp.num_modules, len(y), compose_s, comp)
     t0 = time.perf_counter()
     ji = metrics.jaccard_paper(decomp, params)
-    ji_s = time.perf_counter() - t0
-    logging.info("Jaccard (paper) mean %.3f over %d modules in %.1fs", float(ji.mean()),
-                 len(ji), ji_s)
+    ret = metrics.retention(decomp, params)
+    metrics_s = time.perf_counter() - t0
+    logging.info("%d modules: decompose %.2fs (compile %.2fs), compose %.2fs, composed %.4f, "
+                 "JI %.3f, units kept/layer %s", decomp.num_modules, decompose_s, comp_s[0],
+                 compose_s, comp, float(ji.mean()), np.round(kept.mean(0), 1).tolist())
     return {"comp_acc": comp, "comp_acc_nopad": comp_np, "ji": float(ji.mean()),
-            "ji_per_module": [float(v) for v in ji], "decompose_s": decompose_s,
-            "compose_s": compose_s, "ji_s": ji_s,
-            "units_removed_mean": float(removed.mean()),
-            "units_removed_per_layer": [float(v) for v in removed.mean(0)],
-            "warnings": [str(w.message) for w in caught]}
+            "retention": float(ret.mean()), "units_kept_per_layer": kept.mean(0).tolist(),
+            "units_kept_min": float(kept.min()), "decompose_s": decompose_s,
+            "decompose_compile_s": comp_s[0], "compose_s": compose_s,
+            "compose_compile_s": ccomp_s[0], "metrics_s": metrics_s,
+            "warnings": sorted({str(w.message) for w in caught})}
 
 
-def _enable_compilation_cache():
-    import jax
-
-    path = os.environ.get("MODJAX_JAX_CACHE",
-                          os.path.join(os.path.expanduser("~"), ".cache", "modjax", "jax"))
-    try:
-        jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    except Exception as e:  # pragma: no cover - cache is an optimisation only
-        logging.warning("no persistent compilation cache: %s", e)
-
-
-def run(argv_command: str) -> List[dict]:
-    spec = parse_dataset(FLAGS.dataset, FLAGS.source)
-    max_remove_flag = parse_max_remove(FLAGS.max_remove)
-    cells = [c.strip().lower() for c in FLAGS.cells]
-    cells = ["simple" if c == "vanilla" else c for c in cells]
-    for c in cells:
-        if c not in ("lstm", "gru", "simple"):
-            raise ValueError(f"--cells entries must be lstm, gru or simple, got {c!r}")
-    try:
-        layers_list = [int(x) for x in FLAGS.layers]
-    except ValueError:
-        raise ValueError(f"--layers must be integers, got {FLAGS.layers}") from None
-    if any(k < 1 for k in layers_list):
-        raise ValueError(f"--layers must be >= 1, got {layers_list}")
-    modes = [m.strip().lower() for m in FLAGS.modes]
-    for m in modes:
-        if m not in ("rolled", "unrolled"):
-            raise ValueError(f"--modes entries must be rolled or unrolled, got {m!r}")
-    run_modes, na_modes = modes_for(spec.io, modes)
-    for m in na_modes:
-        logging.info("%s (%s) has no %s mode (a single step): N/A, as in the paper", spec.id,
-                     IO_LABELS[spec.io], m)
-    p_epochs, p_bs = PAPER_TRAINING[spec.io]
-    epochs = FLAGS.epochs or p_epochs
-    batch_size = FLAGS.batch_size or p_bs
-    out = FLAGS.out
-    os.makedirs(out, exist_ok=True)
-    results = load_results(out)
-    paper_ok = True
-    if spec.paper_name is not None:
-        try:
-            paper_results.table2()
-        except FileNotFoundError:
-            paper_ok = False
-            logging.warning("paper table not found at %s: paper columns left empty",
-                            paper_results.default_path())
-    logging.info("%s (%s, %s): %d models x %d modes; epochs %d, batch %d, max_remove %s, "
-                 "u_mask %s, rolled_obs %s, gates %s; output %s", spec.id, IO_LABELS[spec.io],
-                 spec.source, len(cells) * len(layers_list), len(run_modes), epochs, batch_size,
-                 FLAGS.max_remove, FLAGS.u_mask, FLAGS.rolled_obs, GATE_ACTIVATION, out)
-
-    data = None
-    done_keys = []
-    for cell in cells:
-        for k in layers_list:
-            todo = []
-            for m in run_modes:
-                key = (spec.id, cell, k, m)
-                if key in results and not FLAGS.overwrite:
-                    old = results[key]
-                    if (old.get("epochs"), old.get("batch_size"), old.get("seed"),
-                            old.get("limit_train")) != (epochs, batch_size, FLAGS.seed,
-                                                        FLAGS.limit_train):
-                        logging.warning("%s already in results.json with other settings "
-                                        "(epochs %s, batch %s, seed %s, limit_train %s): kept; "
-                                        "pass --overwrite to recompute", key, old.get("epochs"),
-                                        old.get("batch_size"), old.get("seed"),
-                                        old.get("limit_train"))
-                    else:
-                        logging.info("skip %s: already in results.json", key)
-                    done_keys.append(key)
-                else:
-                    todo.append(m)
-            if not todo:
-                continue
-            if data is None:
-                _enable_compilation_cache()
-                t0 = time.perf_counter()
-                data = _subset(load_data(spec, FLAGS.seed), FLAGS.limit_train, FLAGS.limit_test,
-                               FLAGS.seed)
-                logging.info("loaded %s: %d train / %d test, %d classes, vocab %d, in_len %d "
-                             "(%.1fs)", spec.id, len(data.x_train), len(data.x_test),
-                             data.num_classes, data.vocab_size, data.in_len,
-                             time.perf_counter() - t0)
-                if data.io != spec.io:
-                    raise ValueError(f"dataset {spec.id} has io {data.io}, expected {spec.io}")
-            results.update(run_model(spec, data, cell, k, todo, epochs, batch_size,
-                                     max_remove_flag, argv_command, results))
-            done_keys += [(spec.id, cell, k, m) for m in todo]
-    shown = [results[key] for key in done_keys if key in results]
-    if not shown:
-        logging.warning("nothing to show: no (cell, layers, mode) applies")
-    else:
-        print(f"\nTable II reproduction, {spec.id} ({IO_LABELS[spec.io]}); δ in points "
-              f"(composed − monolithic accuracy); paper δ from {paper_results.TABLE2_FILE}"
-              + ("" if paper_ok else " (not found)"))
-        print(text_table(TABLE_HEADERS, table_rows(sort_rows(shown))))
-        print(f"\nresults: {os.path.join(out, 'results.json')}, "
-              f"{os.path.join(out, 'results.md')}")
-    return shown
-
-
-def run_model(spec, data, cell, k, modes, epochs, batch_size, max_remove_flag, command,
-              results) -> Dict[tuple, dict]:
-    """Train/load one model, evaluate it, and decompose it in every mode of ``modes``."""
+def run_model(spec, data, cell: str, k: int, todo: List[tuple], run: dict, store, phases,
+              command: str) -> None:
+    """Train or load one model and compute its pending ``(mode, config, settings)`` rows."""
     import numpy as np
 
     from modjax import metrics
-    from modjax.decomposition import paper_script_max_remove
-    from modjax.models import config_for
     from modjax.train import predict
 
-    label = paper_results.model_label(cell, k)
-    dropout = paper_dropout(cell, k, spec.io)
-    config = config_for(data, cell=cell, layers=k, units=FLAGS.units,
-                        embed_dim=paper_embed_dim(spec.io), gate_activation=GATE_ACTIVATION,
-                        dropout=dropout)
-    name = model_name(spec, cell, k, epochs, batch_size, FLAGS.seed, FLAGS.limit_train,
-                      FLAGS.units)
+    p_epochs, p_bs = runner.PAPER_TRAINING[spec.io]
+    epochs, bs = run["epochs"] or p_epochs, run["batch_size"] or p_bs
+    config = runner.paper_config(data, spec, cell, k, units=run["units"])
+    name = runner.model_name(spec, cell, k, epochs, bs, run["seed"], run["limit_train"],
+                             run["units"])
     model_dir = os.path.join(FLAGS.out, "models", name)
-    logging.info("== %s on %s: %s", label, spec.id, name)
-    params, meta, cached = train_or_load(config, data, model_dir, epochs=epochs,
-                                         batch_size=batch_size, seed=FLAGS.seed,
-                                         retrain=FLAGS.retrain, progress=FLAGS.progress)
-    t0 = time.perf_counter()
-    mono_pred = predict(config, params, data.x_test)
+    label = runner.model_label(cell, k)
+    logging.info("== %s on %s (%s)", label, spec.id, name)
+    with phases("train"):
+        params, meta, cached = runner.train_or_load(config, data, model_dir, epochs=epochs,
+                                                    batch_size=bs, seed=run["seed"],
+                                                    retrain=FLAGS.retrain)
+    with phases("evaluate"):
+        t0 = time.perf_counter()
+        mono_pred = predict(config, params, data.x_test)
+        mono_s = time.perf_counter() - t0
     y = np.asarray(data.y_test)
     mono = metrics.accuracy(mono_pred, y)
     mono_np = metrics.accuracy(mono_pred, y, ignore_padding=True) if config.many_output else None
-    logging.info("monolithic test accuracy %.4f%s (%.1fs)", mono,
-                 "" if mono_np is None else f" (no padding {mono_np:.4f})",
-                 time.perf_counter() - t0)
-    new = {}
-    for mode in modes:
-        mr = (paper_script_max_remove(cell, spec.io, mode, k) if max_remove_flag == "paper_script"
-              else max_remove_flag)
-        logging.info("-- %s %s: decompose (max_remove %.2f, u_mask %s)", label, mode, mr,
-                     FLAGS.u_mask)
-        m = evaluate_mode(config, params, data, mode, max_remove=mr, u_mask=FLAGS.u_mask,
-                          rolled_obs=FLAGS.rolled_obs)
+    logging.info("monolithic test accuracy %.4f%s", mono,
+                 "" if mono_np is None else f" (no padding {mono_np:.4f})")
+    for mode, cfg_name, settings in todo:
+        logging.info("-- %s %s %s", label, mode, cfg_name)
+        with phases("decompose+compose"):
+            m = evaluate(config, params, data, settings["options"])
         pd = pj = None
         if spec.paper_name is not None:
-            try:
-                pd = paper_results.paper_delta(spec.paper_name, cell, k, mode)
-                pj = paper_results.paper_avg_ji(spec.paper_name, mode)
-            except FileNotFoundError:
-                pass
-        row = {
-            "dataset": spec.id, "source": spec.source, "io": spec.io, "cell": cell, "layers": k,
-            "model": label, "mode": mode, "epochs": epochs, "batch_size": batch_size,
-            "seed": FLAGS.seed, "limit_train": FLAGS.limit_train, "limit_test": FLAGS.limit_test,
-            "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test)),
-            "units": FLAGS.units, "embed_dim": config.embed_dim, "dropout": dropout,
-            "gate_activation": GATE_ACTIVATION, "max_remove": float(mr), "u_mask": FLAGS.u_mask,
-            "rolled_obs": FLAGS.rolled_obs, "model_dir": model_dir, "model_cached": cached,
-            "train_s": meta.get("train_s"), "train_loss": (meta.get("loss") or [None])[-1],
-            "mono_acc": mono, "mono_acc_nopad": mono_np,
-            "delta": 100.0 * (m["comp_acc"] - mono),
-            "delta_nopad": None if mono_np is None else 100.0 * (m["comp_acc_nopad"] - mono_np),
-            "paper_delta": pd, "paper_avg_ji": pj,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        row.update(m)
-        logging.info("%s %s: monolithic %.2f%%, composed %.2f%%, δ %+.2f (paper %s), JI %.3f "
-                     "(paper avg %s)", label, mode, 100 * mono, 100 * m["comp_acc"],
-                     row["delta"], _fmt(pd, signed=True), m["ji"], _fmt(pj))
-        key = row_key(row)
-        new[key] = row
-        results[key] = row
-        write_results(FLAGS.out, results, command)  # after every row: a crash loses one row
-    return new
+            pd = paper_results.paper_delta(spec.paper_name, cell, k, mode)
+            pj = paper_results.paper_avg_ji(spec.paper_name, mode)
+        row = {"dataset": spec.id, "io": spec.io, "cell": cell, "layers": k, "model": label,
+               "mode": mode, "config": cfg_name, "n_train": int(len(data.x_train)),
+               "n_test": int(len(data.x_test)), "model_dir": model_dir,
+               "train_s": meta.get("train_s"), "train_cpu_s": meta.get("train_cpu_s"),
+               "mono_acc": mono, "mono_acc_nopad": mono_np, "mono_eval_s": mono_s,
+               "delta": 100.0 * (m["comp_acc"] - mono),
+               "delta_nopad": None if mono_np is None else 100 * (m["comp_acc_nopad"] - mono_np),
+               "paper_delta": pd, "paper_avg_ji": pj, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+               "command": command, **m}
+        store.put(row, settings)
+        store.save()
+        logging.info("%s %s %s: δ %+.2f (paper %s)%s, JI %.3f", label, mode, cfg_name,
+                     row["delta"], runner.fmt(pd, signed=True),
+                     "" if mono_np is None else f", δ no pad {row['delta_nopad']:+.2f}", m["ji"])
+
+
+def run(command: str) -> List[dict]:
+    """Compute every pending row of the flags' grid; returns the grid's rows."""
+    run_desc = check_flags()
+    store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT,
+                               ("dataset", "cell", "layers", "mode", "config"))
+    phases = runner.Phases()
+    shown = []
+    if FLAGS.compilation_cache:
+        runner.enable_compilation_cache()
+    for spec in run_desc["specs"]:
+        data = None
+        for cell in run_desc["cells"]:
+            for k in run_desc["layers"]:
+                todo = []
+                for mode in run_desc["modes"]:
+                    for cfg_name in run_desc["configs"]:
+                        if not applies(cfg_name, spec, cell, mode):
+                            continue
+                        if data is None:
+                            with phases("load"):
+                                data = runner.load_data(
+                                    spec, run_desc["seed"], limit_train=run_desc["limit_train"],
+                                    limit_test=run_desc["limit_test"])
+                        config = runner.paper_config(data, spec, cell, k, units=run_desc["units"])
+                        p_epochs, p_bs = runner.PAPER_TRAINING[spec.io]
+                        settings = {
+                            "epochs": run_desc["epochs"] or p_epochs,
+                            "batch_size": run_desc["batch_size"] or p_bs,
+                            "seed": run_desc["seed"], "limit_train": run_desc["limit_train"],
+                            "limit_test": run_desc["limit_test"], "units": run_desc["units"],
+                            "source": spec.source, "forward": config.forward,
+                            "options": decompose_options(cfg_name, config, mode)}
+                        key = (spec.id, cell, k, mode, cfg_name)
+                        row = store.fresh(key, settings)
+                        if row is None:
+                            todo.append((mode, cfg_name, settings))
+                        shown.append(key)
+                if todo:
+                    run_model(spec, data, cell, k, todo, run_desc, store, phases, command)
+    store.save()
+    rows = [store.rows[k] for k in shown if k in store.rows]
+    logging.info("phases this run: %s", ", ".join(f"{k} {v:.1f}s"
+                                                  for k, v in phases.seconds.items()))
+    return rows
 
 
 def main(argv):
@@ -558,12 +272,20 @@ def main(argv):
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.INFO)
     command = "python -m experiments.reproduce " + " ".join(sys.argv[1:])
+    from experiments import table2_report
+
     try:
-        run(command)
+        rows = [] if FLAGS.render_only else run(command)
+        if rows:
+            print(table2_report.text_summary(rows))
+        if FLAGS.report:
+            store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT,
+                                       ("dataset", "cell", "layers", "mode", "config"))
+            table2_report.render(list(store.rows.values()), FLAGS.report, command=command)
+            print(f"report: {FLAGS.report}")
     except ValueError as e:
-        if str(e).startswith("--") or "out of scope" in str(e):
-            raise app.UsageError(str(e))
-        raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

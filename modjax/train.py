@@ -60,8 +60,13 @@ def _loss_fn(config: ModelConfig, params, x, dec, y, w, rng, train):
     return jnp.sum(ce * tok_w) / jnp.maximum(jnp.sum(tok_w), 1.0)
 
 
+@functools.lru_cache(maxsize=None)
 def make_optimizer(learning_rate: float = 1e-3) -> optax.GradientTransformation:
-    """Adam with Keras's defaults (``b1=0.9, b2=0.999, eps=1e-7``)."""
+    """Adam with Keras's defaults (``b1=0.9, b2=0.999, eps=1e-7``).
+
+    Cached per learning rate: the optimizer is a static argument of the compiled training
+    step, so one object per rate lets every :func:`fit` call reuse the compiled step.
+    """
     return optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-7)
 
 

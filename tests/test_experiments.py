@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from experiments import paper_results, reproduce
+from experiments import paper_results, reproduce, runner, table2_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,30 +54,88 @@ def test_paper_table_env_and_parse(tmp_path, monkeypatch):
     assert paper_results.model_label("gru", 2) == "GRU-2"
 
 
-def test_flag_parsing():
-    assert reproduce.parse_dataset("clinc", "local").io == "many_to_one"
-    s = reproduce.parse_dataset("synthetic:many_to_many", "local")
+def test_dataset_parsing_and_paper_architecture():
+    assert runner.parse_dataset("clinc", "local").io == "many_to_one"
+    s = runner.parse_dataset("synthetic:many_to_many", "local")
     assert s.source == "synthetic" and s.paper_name is None
-    assert reproduce.parse_dataset("brown", "synthetic").id == "synthetic:brown"
-    with pytest.raises(ValueError, match="out of scope"):
-        reproduce.parse_dataset("tatoeba", "local")
+    assert runner.parse_dataset("brown", "synthetic").id == "synthetic:brown"
+    with pytest.raises(ValueError, match="--dataset: encoder-decoder"):
+        runner.parse_dataset("tatoeba", "local")
     with pytest.raises(ValueError, match="--dataset"):
-        reproduce.parse_dataset("mnist", "local")
-    assert reproduce.parse_max_remove("paper_script") == "paper_script"
-    assert reproduce.parse_max_remove("0.1") == 0.1
-    with pytest.raises(ValueError):
-        reproduce.parse_max_remove("2")
-    assert reproduce.modes_for("one_to_one", ["rolled", "unrolled"]) == (["rolled"], ["unrolled"])
-    assert reproduce.paper_dropout("lstm", 4, "many_to_one") == 0.2
-    assert reproduce.paper_dropout("gru", 4, "many_to_one") == 0.0
-    assert reproduce.paper_dropout("gru", 4, "one_to_many") == 0.2
-    assert reproduce.paper_embed_dim("many_to_many") == 100
-    assert reproduce.PAPER_TRAINING["many_to_one"] == (15, 128)
+        runner.parse_dataset("mnist", "local")
+    assert runner.paper_dropout("lstm", 4, "many_to_one") == 0.2
+    assert runner.paper_dropout("gru", 4, "many_to_one") == 0.0
+    assert runner.paper_dropout("gru", 4, "one_to_many") == 0.2
+    assert runner.paper_embed_dim("many_to_many") == 100
+    assert runner.PAPER_TRAINING["many_to_one"] == (15, 128)
+    assert runner.model_label("simple", 3) == "RNN-3"
     from modjax.data import IO_OF
-    assert all(IO_OF[d] == reproduce.IO_OF[d] for d in reproduce.REAL_DATASETS)
+    assert all(IO_OF[d] == runner.IO_OF[d] for d in runner.REAL_DATASETS)
 
 
-def _run(args, timeout=120):
+def test_result_store_recomputes_rows_made_with_other_settings(tmp_path):
+    store = runner.ResultStore(str(tmp_path), "fmt-x", ("a", "b"))
+    settings = {"epochs": 5, "options": {"max_remove": 0.05, "u_mask": "code"}}
+    store.put({"a": "clinc", "b": 1, "value": 0.5}, settings)
+    store.save()
+    again = runner.ResultStore(str(tmp_path), "fmt-x", ("a", "b"))
+    assert again.fresh(("clinc", 1), settings)["value"] == 0.5
+    for changed in ({"epochs": 6, "options": settings["options"]},
+                    {"epochs": 5, "options": {"max_remove": 0.2, "u_mask": "code"}},
+                    {"epochs": 5, "options": settings["options"], "limit_test": 100}):
+        assert again.fresh(("clinc", 1), changed) is None
+    assert again.fresh(("clinc", 2), settings) is None
+    with pytest.raises(ValueError, match="--out: .* is not a fmt-y results file"):
+        runner.ResultStore(str(tmp_path), "fmt-y", ("a", "b"))
+
+
+def test_write_atomic_honours_umask_and_leaves_no_temporary(tmp_path):
+    old = os.umask(0o022)
+    try:
+        runner.write_atomic(str(tmp_path / "sub" / "x.json"), "{}")
+        runner.write_atomic(str(tmp_path / "sub" / "x.json"), b"[1]")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "sub" / "x.json").read_text() == "[1]"
+    assert (os.stat(tmp_path / "sub" / "x.json").st_mode & 0o777) == 0o644
+    assert os.listdir(tmp_path / "sub") == ["x.json"]
+
+
+def _row(dataset, io, mode, cell, k, delta, paper, nopad=None, config="artifact"):
+    return {"dataset": dataset, "io": io, "mode": mode, "cell": cell, "layers": k,
+            "config": config, "delta": delta, "paper_delta": paper, "delta_nopad": nopad,
+            "ji": 0.8, "paper_avg_ji": 0.85}
+
+
+def test_report_statistics_by_hand():
+    rows = [_row("clinc", "many_to_one", "rolled", "lstm", 1, 0.2, -0.13),
+            _row("clinc", "many_to_one", "rolled", "lstm", 2, -0.6, -0.44),
+            _row("mathqa", "one_to_one", "rolled", "lstm", 1, 0.0, 0.13),
+            _row("brown", "many_to_many", "unrolled", "lstm", 1, -0.4, -0.52, nopad=-1.0),
+            _row("brown", "many_to_many", "unrolled", "lstm", 2, -2.0, -0.22, nopad=-3.0),
+            _row("brown", "many_to_many", "unrolled", "lstm", 3, 1.0, -2.04, config="paper")]
+    st = table2_report.headline(rows)
+    one = st["artifact"]["rolled one-output"]
+    assert one["n"] == 3
+    assert one["mean"] == pytest.approx((0.2 - 0.6 + 0.0) / 3)
+    assert one["median"] == pytest.approx(0.0)
+    assert one["same_or_better"] == pytest.approx(2 / 3)
+    assert one["paper_mean"] == pytest.approx((-0.13 - 0.44 + 0.13) / 3)
+    assert one["paper_same_or_better"] == pytest.approx(1 / 3)
+    many = st["artifact"]["unrolled many-output"]
+    assert many["mean_nopad"] == pytest.approx(-2.0) and many["min"] == -2.0
+    assert st["artifact"]["headline"]["n"] == 3  # 1:1 rolled + the two M:N unrolled
+    assert st["paper"]["unrolled"]["n"] == 1
+    tg = {t["target"]: t for t in table2_report.targets(rows)}
+    assert tg["mean δ, one-output rolled"]["met"] is True            # -0.13 >= -0.3
+    assert tg["mean δ, many-output unrolled"]["value"] == pytest.approx(-1.2)
+    assert tg["mean δ, many-output unrolled"]["met"] is False        # -1.2 < -0.5
+    assert tg["worst δ, one-output rolled"]["met"] is True           # -0.6 >= -1.5
+    assert tg["worst δ, many-output unrolled"]["met"] is False       # -2.0 < -1.5
+    assert tg["mean δ without padding, many-output unrolled"]["met"] is False
+
+
+def _run(args, timeout=300):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "experiments.reproduce"] + args, cwd=ROOT, env=env,
@@ -85,40 +143,62 @@ def _run(args, timeout=120):
     return p, time.perf_counter() - t0
 
 
-def test_tatoeba_rejected(tmp_path):
-    p, _ = _run(["--dataset=tatoeba", f"--out={tmp_path}"])
-    assert p.returncode != 0
-    assert "out of scope" in p.stderr + p.stdout
+def test_bad_flags_exit_2_with_one_line(tmp_path):
+    for args, msg in ((["--epochs=0"], "--epochs must be >= 1"),
+                      (["--datasets=tatoeba"], "--dataset: encoder-decoder"),
+                      (["--configs=artifact,nope"], "--configs entries")):
+        p, _ = _run(args + [f"--out={tmp_path}", "--nocompilation_cache"])
+        assert p.returncode == 2, p.stderr[-2000:]
+        assert msg in p.stderr and "Traceback" not in p.stderr
 
 
-def test_reproduce_end_to_end_and_resume(tmp_path):
-    out = tmp_path / "run"
-    args = ["--source=synthetic", "--dataset=synthetic:many_to_one", "--cells=lstm", "--layers=1",
-            "--modes=rolled,unrolled", "--epochs=1", "--limit_train=500", "--limit_test=300",
-            "--noprogress", f"--out={out}"]
-    p, t_first = _run(args)
+def test_smoke_end_to_end_resume_and_stale_rows(tmp_path):
+    out, report = tmp_path / "run", tmp_path / "results" / "table2.md"
+    args = ["--smoke", "--cells=lstm,gru", "--configs=artifact,paper,per_gate", f"--out={out}",
+            f"--report={report}"]
+    p, _ = _run(args)
     assert p.returncode == 0, p.stderr[-3000:]
     doc = json.loads((out / "results.json").read_text())
-    rows = {(r["dataset"], r["cell"], r["layers"], r["mode"]): r for r in doc["rows"]}
-    assert set(rows) == {("synthetic:many_to_one", "lstm", 1, "rolled"),
-                         ("synthetic:many_to_one", "lstm", 1, "unrolled")}
-    for r in rows.values():
-        assert r["epochs"] == 1 and r["batch_size"] == 128 and r["n_train"] == 500
-        assert r["n_test"] == 300 and r["gate_activation"] == "sigmoid"
+    keys = {(r["dataset"], r["cell"], r["layers"], r["mode"], r["config"]) for r in doc["rows"]}
+    # 4 I/O types x 2 cells x 2 depths; 1:1 has no unrolled mode; per-gate only on M:1 and M:N
+    expected = set()
+    for io in ("one_to_one", "many_to_one", "one_to_many", "many_to_many"):
+        for cell in ("lstm", "gru"):
+            for k in (1, 2):
+                for mode in ("rolled",) if io == "one_to_one" else ("rolled", "unrolled"):
+                    cfgs = ["artifact", "paper"]
+                    if io in ("many_to_one", "many_to_many"):
+                        cfgs.append("per_gate")
+                    expected |= {(f"synthetic:{io}", cell, k, mode, c) for c in cfgs}
+    assert keys == expected
+    for r in doc["rows"]:
         assert r["delta"] == pytest.approx(100 * (r["comp_acc"] - r["mono_acc"]))
-        assert 0.0 < r["ji"] <= 1.0 and r["decompose_s"] > 0
-        assert r["max_remove"] == 0.05 and r["u_mask"] == "code"
-        assert r["paper_delta"] is None  # synthetic data has no paper row
-    assert "LSTM-1" in p.stdout and "δ paper" in p.stdout
-    assert (out / "results.md").is_file()
-    assert (out / "models" / "synthetic-many_to_one_lstm-1_e1_b128_s0_n500" /
-            "params.msgpack").is_file()
-    assert not [f for f in os.listdir(out) if f.startswith(".tmp-")]
+        assert 0.0 < r["ji"] <= 1.0 and 0.0 < r["retention"] <= 1.0
+        assert len(r["units_kept_per_layer"]) == r["layers"]
+        assert r["decompose_s"] > 0 and r["decompose_compile_s"] >= 0
+        opts = r["settings"]["options"]
+        if r["config"] == "paper":
+            assert (opts["max_remove"], opts["u_mask"], opts["rolled_obs"]) == \
+                (0.2, "paper", "all_steps")
+        else:
+            assert opts["u_mask"] == ("paper" if (r["io"] == "many_to_one"
+                                                  and r["mode"] == "rolled") else "code")
+            assert opts["gate_mode"] == ("per_gate" if r["config"] == "per_gate" else "unit")
+        assert (r["delta_nopad"] is None) == (r["io"] in ("one_to_one", "many_to_one"))
+    md = report.read_text()
+    assert "Headline statistics" in md and "Targets (artifact configuration)" in md
+    assert (tmp_path / "results" / "table2.png").stat().st_size > 10_000
+    assert json.loads((tmp_path / "results" / "table2.json").read_text())["rows"]
 
+    # resume: nothing recomputed, nothing trained
     before = (out / "results.json").read_text()
-    p2, t_second = _run(args)
+    p2, _ = _run(args)
     assert p2.returncode == 0, p2.stderr[-3000:]
-    assert "skip" in p2.stderr and "training" not in p2.stderr
-    assert (out / "results.json").read_text() == before  # nothing recomputed or rewritten
-    assert t_second < t_first
-    assert "LSTM-1" in p2.stdout  # the table is printed from the stored rows
+    assert "training" not in p2.stderr and "recomputing" not in p2.stderr
+    assert (out / "results.json").read_text() == before
+
+    # other settings: the stored rows are stale and are recomputed, not shown as new
+    p3, _ = _run(["--smoke", "--cells=lstm", "--layers=1", "--configs=artifact",
+                  "--limit_test=50", f"--out={out}"])
+    assert p3.returncode == 0, p3.stderr[-3000:]
+    assert "recomputing" in p3.stderr

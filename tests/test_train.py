@@ -102,3 +102,16 @@ def test_check_data_errors_name_the_argument():
         check_data(small, d)
     with pytest.raises(ValueError, match="epochs"):
         fit(cfg, d, epochs=0)
+
+
+def test_fit_reuses_the_compiled_step_across_calls():
+    """A second model of the same shape trains with the step compiled for the first (the
+    optimizer, a static argument, is one object per learning rate)."""
+    from modjax.train import _train_step
+
+    data = load_synthetic("many_to_one", n_train=200, n_test=10, seed=0)
+    config = config_for(data, cell="gru", layers=1, units=6, embed_dim=4)
+    fit(config, data, epochs=1, batch_size=64, seed=0, progress=False, validate=False)
+    before = _train_step._cache_size()
+    fit(config, data, epochs=2, batch_size=64, seed=1, progress=False, validate=False)
+    assert _train_step._cache_size() == before
