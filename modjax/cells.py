@@ -28,6 +28,12 @@ Array = jax.Array
 
 U_MASK_MODES = ("paper", "code")
 
+#: Forward passes: ``"keras"`` (the equations the model was trained with) or ``"artifact"``
+#: (the authors' NumPy forward pass, which produced every published number: logistic-sigmoid
+#: gates whatever the trained gate activation, and a GRU (``reset_after=False``) candidate
+#: ``φ(x W_h + b_h + r ⊙ (h_prev U_h))``; see ``docs/method.md#artifact``).
+FORWARDS = ("keras", "artifact")
+
 
 @dataclasses.dataclass(frozen=True)
 class CellSpec:
@@ -85,6 +91,7 @@ class CellConfig:
       activation: ``"tanh"`` or ``"relu"`` (candidate / SimpleRNN activation).
       gate_activation: ``"sigmoid"`` or ``"hard_sigmoid"`` (LSTM/GRU gates).
       reset_after: GRU only; Keras's ``reset_after`` flag.
+      forward: ``"keras"`` or ``"artifact"`` (:data:`FORWARDS`; see :func:`cell_step`).
     """
 
     cell: str = "lstm"
@@ -92,6 +99,7 @@ class CellConfig:
     activation: str = "tanh"
     gate_activation: str = "sigmoid"
     reset_after: bool = False
+    forward: str = "keras"
 
     def __post_init__(self):
         if self.cell not in CELL_TABLE:
@@ -103,6 +111,8 @@ class CellConfig:
                 f"gate_activation must be one of {GATE_ACTIVATIONS}, got {self.gate_activation!r}")
         if not isinstance(self.units, int) or self.units < 1:
             raise ValueError(f"units must be a positive int, got {self.units!r}")
+        if self.forward not in FORWARDS:
+            raise ValueError(f"forward must be one of {FORWARDS}, got {self.forward!r}")
 
     @property
     def spec(self) -> CellSpec:
@@ -207,6 +217,11 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
                   h~ = φ([x W + b_x]_h + r * (h_prev U_h + [b_h]_h))
                   h = z * h_prev + (1 - z) * h~
 
+    With ``cfg.forward == "artifact"`` (the authors' NumPy forward pass) ``σ`` is the logistic
+    sigmoid whatever ``cfg.gate_activation`` says, and the ``reset_after=False`` GRU candidate
+    is ``h~ = φ([x W + b]_h + r * (h_prev U_h))`` (reset applied after the matmul, no recurrent
+    bias).
+
     With ``keep`` (``[H]``, 1.0 = unit kept) the gate columns of removed units lose their input
     weights and bias (``col = tile(keep, g)``) and the recurrent kernel is masked per
     ``u_mask`` (:func:`masked_recurrent`). The carry itself is never masked.
@@ -229,7 +244,8 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
     kernel = params["kernel"]
     rk = params["recurrent_kernel"]
     bias = params["bias"]
-    sig = _act(cfg.gate_activation)
+    artifact = cfg.forward == "artifact"
+    sig = jax.nn.sigmoid if artifact else _act(cfg.gate_activation)
     act = _act(cfg.activation)
     col = None
     if keep is not None:
@@ -279,8 +295,12 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
                                   removed_bound)
         zr_val = sig(x_part[:, zr] + rec_zr)
         z, r = zr_val[:, :H], zr_val[:, H:]
-        cand = act(x_part[:, hh] + masked_recurrent(r * h_prev, rk[:, hh], keep, col_h,
-                                                    u_mask, removed_bound))
+        if artifact:  # r * (h_prev U_h): the module's mask stays on the matmul
+            cand = act(x_part[:, hh] + r * masked_recurrent(h_prev, rk[:, hh], keep, col_h,
+                                                            u_mask, removed_bound))
+        else:
+            cand = act(x_part[:, hh] + masked_recurrent(r * h_prev, rk[:, hh], keep, col_h,
+                                                        u_mask, removed_bound))
     h = z * h_prev + (1.0 - z) * cand
     return h, jnp.concatenate([z, r, cand], axis=-1)
 

@@ -64,7 +64,13 @@ def define_flags() -> None:
                   "Decomposition mode; auto: unrolled for many-output models (one_to_many, "
                   "many_to_many), rolled otherwise.")
     d.DEFINE_string("preset", None, "A named option set (modjax.PRESETS: artifact, "
-                    "paper_text); explicit option flags override it.")
+                    "paper_text, library), resolved for the model's cell, I/O type, depth and "
+                    "mode; explicit option flags override it. artifact (with "
+                    "--forward=artifact) reproduces the authors' published numbers.")
+    d.DEFINE_enum("forward", None, ["keras", "artifact"],
+                  "Forward pass: keras (the trained equations) or artifact (the authors' NumPy "
+                  "forward: logistic-sigmoid gates, their GRU candidate). Default: the model's "
+                  "own (keras for a .h5, the checkpoint's config otherwise).")
     d.DEFINE_float("max_remove", None, "Removal cap per layer (fraction of units; default "
                    "0.05).", lower_bound=0.0, upper_bound=1.0)
     d.DEFINE_enum("u_mask", None, ["code", "paper"],
@@ -329,7 +335,7 @@ def _options(config):
 
 def _describe_model(config) -> str:
     return (f"{config.cell.upper()}-{config.layers} ({config.units} units) {config.io}, "
-            f"vocab {config.vocab_size}, in_len {config.in_len}")
+            f"vocab {config.vocab_size}, in_len {config.in_len}, forward {config.forward}")
 
 
 def _pp(a, b) -> str:
@@ -360,16 +366,18 @@ def cmd_decompose() -> int:
     out = FLAGS.out
     if os.path.exists(out) and not os.path.isdir(out):
         raise CLIError(f"--out: {out!r} exists and is not a directory")
-    from modjax.decomposition import PRESETS
+    from modjax.presets import PRESETS
 
     if FLAGS.preset is not None and FLAGS.preset not in PRESETS:
-        raise CLIError(f"--preset must be one of {sorted(PRESETS)}, got {FLAGS.preset!r}")
+        raise CLIError(f"--preset must be one of {list(PRESETS)}, got {FLAGS.preset!r}")
 
     progress(f"loading model {FLAGS.model}")
     data_in_len = None
     if FLAGS.data.endswith(".npz") and os.path.isfile(FLAGS.data):
         data_in_len = _peek_npz_in_len(FLAGS.data)
     config, params, model_kind = load_model_arg(FLAGS.model, FLAGS.in_len, data_in_len)
+    if FLAGS.forward is not None:
+        config = dataclasses.replace(config, forward=FLAGS.forward)
     progress(f"model: {_describe_model(config)} ({model_kind})")
 
     progress(f"loading data {FLAGS.data}")
@@ -390,9 +398,13 @@ def cmd_decompose() -> int:
     from modjax import report
 
     opts, mode_origin = _options(config)
-    merged = {**PRESETS.get(FLAGS.preset or "", {}), **opts}
     try:
-        resolved = DecomposeOptions(**merged)
+        if FLAGS.preset:
+            from modjax.presets import options_for
+
+            resolved = options_for(FLAGS.preset, config, **opts)
+        else:
+            resolved = DecomposeOptions(**opts)
     except (TypeError, ValueError) as e:
         raise CLIError(f"invalid decompose option: {_one_line(e)}") from None
     if resolved.gate_mode == "per_gate" and config.cell == "simple":
@@ -539,7 +551,8 @@ def cmd_decompose() -> int:
     print(f"modjax decompose: {_describe_model(config)} ({model_kind}); data {FLAGS.data}: "
           f"{len(data.x_train)} train / {len(data.x_test)} test, {C} classes")
     print(f"options: mode={resolved.mode} ({mode_origin}), max_remove={resolved.max_remove}, "
-          f"u_mask={resolved.u_mask}, rolled_obs={resolved.rolled_obs}, "
+          f"u_mask={resolved.u_mask}, head_rows={resolved.head_rows}, "
+          f"rolled_obs={resolved.rolled_obs}, "
           f"gate_mode={resolved.gate_mode}, n_pos={n_pos}, n_neg={n_neg}"
           + (f", preset={FLAGS.preset}" if FLAGS.preset else ""))
     print()

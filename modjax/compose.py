@@ -87,41 +87,63 @@ def removed_bound(decomp: Decomposition) -> int:
     return int(np.max(np.sum(~np.asarray(decomp.keep, bool), axis=-1), initial=0))
 
 
-@functools.partial(jax.jit, static_argnames=("config", "u_mask", "channel", "bound"))
+@functools.partial(jax.jit, static_argnames=("config", "u_mask", "channel", "bound",
+                                             "head_rows"))
 def _scores_jit(params, keep, head_class, x, dec, *, config: ModelConfig, u_mask: str,
-                channel: bool, bound: int):
+                channel: str, bound: int, head_rows: str):
     keep = keep.astype(jnp.float32)
 
     def one(k, p):
         logits = apply_model(config, params, x, dec, keep=k, u_mask=u_mask,
-                             removed_bound=bound if u_mask == "code" else None)
-        return channel_score(logits, p) if channel else logits
+                             removed_bound=bound if u_mask == "code" else None,
+                             head_rows=head_rows)
+        if channel == "probability":
+            return channel_score(logits, p)
+        if channel == "contrast":
+            return channel_contrast(logits, p)
+        return logits
 
     return jax.vmap(one)(keep, head_class)
 
 
+SCORE_KINDS = ("probability", "contrast", "logits")
+
+
 def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: int = 4096,
-                  channel: Optional[bool] = None) -> Array:
+                  channel: Optional[bool] = None, kind: Optional[str] = None) -> Array:
     """Every module's score on ``x``, all modules in one batched scan per batch.
 
     Args:
       decomp: the decomposition.
       params: the base params it came from.
-      x: ``[N, in_len]`` ids (``dec_in [N, out_len]`` for encoder-decoder).
+      x: ``[N, in_len]`` ids (``dec_in [N, out_len]`` for encoder-decoder); ``N`` may be 0.
       batch_size: examples per compiled call (the last batch is padded).
       channel: return channelled probabilities (default for classification/tagging) or raw
         logits (default for encoder-decoder, whose heads are not channelled).
+      kind: overrides ``channel``: ``"probability"`` (``sigmoid(z_p - z_q)``, for display: it
+        is exactly 1.0 in float32 once the contrast passes about 16.6), ``"contrast"``
+        (``z_p - z_q``, the unsaturated score the vote compares, ``docs/method.md#vote``) or
+        ``"logits"``.
 
     Returns:
-      ``[C, N]`` (one-output) or ``[C, N, T]`` (many-output) probabilities of each module's
-      class; encoder-decoder: ``[C, N, T, V]`` logits.
+      ``[C, N]`` (one-output) or ``[C, N, T]`` (many-output) scores of each module's class;
+      encoder-decoder: ``[C, N, T, V]`` logits.
     """
     cfg = decomp.config
-    channel = (cfg.io != "encoder_decoder") if channel is None else channel
+    if kind is None:
+        channel = (cfg.io != "encoder_decoder") if channel is None else channel
+        kind = "probability" if channel else "logits"
+    if kind not in SCORE_KINDS:
+        raise ValueError(f"kind must be one of {SCORE_KINDS}, got {kind!r}")
     params = to_plain_dict(params)
     x = np.asarray(x, np.int32)
     dec_in = None if dec_in is None else np.asarray(dec_in, np.int32)
     N = x.shape[0]
+    C = decomp.num_modules
+    if N == 0:
+        tail = () if cfg.io in ("one_to_one", "many_to_one") else (cfg.steps,)
+        tail += (cfg.num_classes,) if kind == "logits" else ()
+        return jnp.zeros((C, 0) + tail, jnp.float32)
     # equal-size batches: at most n_batches - 1 padded rows, one compiled shape
     n_batches = -(-N // max(1, batch_size))
     bs = -(-N // n_batches)
@@ -136,13 +158,19 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
             db = np.zeros((bs,) + dec_in.shape[1:], np.int32)
             db[: e - s] = dec_in[s:e]
         out = _scores_jit(params, decomp.keep, decomp.head_class, xb, db, config=cfg,
-                          u_mask=decomp.options.u_mask, channel=channel, bound=bound)
+                          u_mask=decomp.options.u_mask, channel=kind, bound=bound,
+                          head_rows=decomp.options.head_rows)
         outs.append(out[:, : e - s])
     return jnp.concatenate(outs, axis=1)
 
 
 def vote(scores: Array, head_class: Array) -> Array:
-    """Arg-max over modules: ``scores [C, N(, T)]`` -> predicted class ``[N(, T)]``."""
+    """Arg-max over modules: ``scores [C, N(, T)]`` -> predicted class ``[N(, T)]``.
+
+    Pass an unsaturated monotone score (the contrasts ``z_p - z_q`` of
+    ``module_scores(..., kind="contrast")``), not probabilities: ``sigmoid`` rounds to 1.0 in
+    float32 for contrasts above about 16.6, and the tie would go to the first module.
+    """
     return jnp.asarray(head_class)[jnp.argmax(scores, axis=0)]
 
 
@@ -150,17 +178,19 @@ def compose(decomp: Decomposition, params) -> Callable:
     """A predict function for the composed modules.
 
     Returns ``predict(x, dec_in=None) -> (pred, scores)`` where ``pred`` is ``[N]`` or
-    ``[N, T]`` (the winning module's class per example / per step) and ``scores`` are the
-    module scores of :func:`module_scores`. Encoder-decoder modules are not voted: use
-    :func:`modjax.models.greedy_decode` with a module's keep vectors.
+    ``[N, T]`` (the class of the module with the largest contrast ``z_p - z_q`` per example /
+    per step, ``docs/method.md#vote``) and ``scores`` the modules' probabilities
+    ``sigmoid(z_p - z_q)`` (:func:`module_scores`; for display). Encoder-decoder modules are
+    not voted: use :func:`modjax.models.greedy_decode` with the decomposition and a module.
     """
     if decomp.config.io == "encoder_decoder":
         raise ValueError("encoder_decoder modules are chosen by target language, not voted; use "
-                         "modjax.greedy_decode(config, params, src, start, keep=decomp.keep[c])")
+                         "modjax.greedy_decode(config, params, src, start, decomp=decomp, "
+                         "module=c)")
 
     def predict(x, dec_in=None):
-        scores = module_scores(decomp, params, x, dec_in)
-        return vote(scores, decomp.head_class), scores
+        contrast = module_scores(decomp, params, x, dec_in, kind="contrast")
+        return vote(contrast, decomp.head_class), jax.nn.sigmoid(contrast)
 
     return predict
 

@@ -6,6 +6,8 @@ that classes (and steps) with different sample counts share one compiled computa
 from __future__ import annotations
 
 import math
+from fractions import Fraction
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -80,12 +82,14 @@ def masked_median(a: Array, valid: Array) -> Array:
     bisection over the keys (:func:`_kth_key`) — no sort — and averaged as numpy does.
 
     Args:
-      a: ``[n, H]`` values (float32 or float64).
+      a: ``[n, H]`` values (float32 or float64; half precision is computed in float32).
       valid: ``[n]`` bool.
 
     Returns:
       ``[H]``; NaN where no row is valid.
     """
+    if a.dtype.itemsize < 4:  # half precision: order-preserving keys need 32 or 64 bits
+        a = a.astype(jnp.float32)
     keys, back = _float_keys(a)
     top = jnp.asarray(jnp.iinfo(keys.dtype).max, keys.dtype)
     keys = jnp.where(valid[:, None], keys, top)
@@ -170,15 +174,48 @@ def select_logistic(d: Array, k: int, tie_ratio: float = 1.1) -> Array:
     return ~removed
 
 
-def select_relu(d: Array, k: int, threshold: float = -0.5) -> Array:
+def threshold_fraction(threshold: float):
+    """``threshold`` as an exact ratio of small ints ``(a, b)``, ``b > 0``, read as the decimal
+    it is written as (``-0.5 -> (-1, 2)``, ``-0.3 -> (-3, 10)``)."""
+    f = Fraction(repr(float(threshold)))
+    return f.numerator, f.denominator
+
+
+def relu_score_parts(pos: Array, pos_valid: Array, neg: Array, neg_valid: Array,
+                     dtype=jnp.int32):
+    """The ReLU score ``d = cp / n_p - cn / n_n`` (difference of active rates) as an exact
+    fraction over a denominator shared by every unit: ``(num [H], den)`` with
+    ``num = cp * n_n - cn * n_p`` and ``den = n_p * n_n`` (integers of ``dtype``).
+
+    ``pos [n1, H]``, ``neg [n2, H]`` hidden states with validity ``[n1]``, ``[n2]``.
+    """
+    def counts(a, valid):
+        hit = (a > 0) & valid[:, None]
+        return jnp.sum(hit, axis=0).astype(dtype), jnp.sum(valid).astype(dtype)
+
+    cp, n_p = counts(pos, pos_valid)
+    cn, n_n = counts(neg, neg_valid)
+    return cp * n_n - cn * n_p, n_p * n_n
+
+
+def select_relu(d: Array, k: int, threshold: float = -0.5, den: Optional[Array] = None
+                ) -> Array:
     """The artifact's ReLU rule: remove units with ``d <= threshold`` (lowest first), at most ``k``.
 
-    ``d`` is ``active_rate_pos - active_rate_neg``. ``[H] -> [H]`` bool keep vector.
+    ``d`` is ``active_rate_pos - active_rate_neg``: floats, or (with ``den``) the integer
+    numerators of :func:`relu_score_parts`, in which case the boundary is decided exactly
+    (``num * b <= a * den`` for ``threshold = a / b``: an exact tie such as
+    ``1/3 - 5/6 = -1/2`` is removed, as in exact arithmetic). ``[H] -> [H]`` bool keep vector.
     """
     H = d.shape[0]
     order = jnp.argsort(d, stable=True)
     rank = jnp.zeros((H,), jnp.int32).at[order].set(jnp.arange(H, dtype=jnp.int32))
-    return ~((d <= threshold) & (rank < k))
+    if den is None:
+        below = d <= threshold
+    else:
+        a, b = threshold_fraction(threshold)
+        below = d * b <= a * den
+    return ~(below & (rank < k))
 
 
 def unit_scores(pos: Array, pos_valid: Array, neg: Array, neg_valid: Array, relu: bool) -> Array:

@@ -24,7 +24,7 @@ from modjax import concern
 from modjax.cells import CELL_TABLE
 from modjax.checkpoint import to_plain_dict
 from modjax.data.base import TaskData
-from modjax.decomposition import Decomposition, DecomposeOptions, PRESETS
+from modjax.decomposition import Decomposition, DecomposeOptions
 from modjax.models import ModelConfig, RNNModel, apply_model, init_params
 
 Array = jax.Array
@@ -74,6 +74,19 @@ def check_params(config: ModelConfig, params) -> dict:
         if not jnp.issubdtype(dtype, jnp.floating):
             raise ValueError(f"params{k} must be floating point, got {dtype}")
     return params
+
+
+def statistics_precision(params) -> dict:
+    """Params to trace and score in: float16 / bfloat16 leaves as float32, others as they are.
+
+    The hidden states and statistics never run in half precision (the medians' order-preserving
+    keys need 32 or 64 bits, and half-precision scores tie far more often).
+    """
+    def up(a):
+        dtype = np.dtype(getattr(a, "dtype", np.asarray(a).dtype))
+        return jnp.asarray(a, jnp.float32) if dtype.itemsize < 4 else a
+
+    return jax.tree_util.tree_map(up, params)
 
 
 def _as_labels(labels, shape_wo_class, num_classes, what="labels"):
@@ -222,6 +235,24 @@ def _trace(params, x, dec, *, config: ModelConfig, gates: bool):
     return aux
 
 
+def _relu_int_dtype(threshold, n_pos, n_neg, neg_per_class, num_classes, T, config, options):
+    """The integer type in which the ReLU rule's exact comparison cannot overflow."""
+    a, b = concern.threshold_fraction(threshold)
+    n_neg_total = n_neg * (num_classes - 1) if neg_per_class else n_neg
+    pooled = options.mode == "rolled" and (config.many_output or options.rolled_obs == "all_steps"
+                                           or config.io == "encoder_decoder")
+    steps = T if pooled else 1
+    bound = n_pos * steps * n_neg_total * steps * (max(abs(a), 1) + b)
+    if bound < 2 ** 31:
+        return jnp.int32
+    if jax.config.jax_enable_x64:
+        return jnp.int64
+    raise ValueError(f"relu_threshold={threshold!r} with n_pos={n_pos}, n_neg={n_neg_total} over "
+                     f"{steps} pooled steps needs 64-bit integers for its exact comparison: "
+                     "enable jax_enable_x64, or use fewer examples or a threshold with a smaller "
+                     "denominator")
+
+
 @functools.partial(jax.jit, static_argnames=("config", "options", "num_classes", "n_pos",
                                              "n_neg", "neg_per_class"))
 def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
@@ -248,16 +279,21 @@ def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
     k = concern.removal_count(options.max_remove, H)
     spec = CELL_TABLE[config.cell]
 
+    relu_int = relu and _relu_int_dtype(options.relu_threshold, n_pos, n_neg, neg_per_class,
+                                        num_classes, T, config, options)
+
     def select(d):
         if per_gate:
             return concern.select_gates(d, k, spec.blocks)
-        if relu:
-            return concern.select_relu(d, k, options.relu_threshold)
+        if relu:  # exact: integer numerators over a shared denominator
+            return concern.select_relu(d[0], k, options.relu_threshold, den=d[1])
         return concern.select_logistic(d, k, options.tie_ratio)
 
     def score(p, pv, n, nv):
         if per_gate:
             return concern.gate_scores(p, pv, n, nv, spec.gate_kinds, H)
+        if relu:
+            return concern.relu_score_parts(p, pv, n, nv, relu_int)
         return concern.unit_scores(p, pv, n, nv, relu)
 
     def per_class(c):
@@ -297,7 +333,9 @@ def decompose(params, data, *, model, class_names=None, preset: Optional[str] = 
         language of each pair.
       model: the :class:`~modjax.models.ModelConfig` (or :class:`~modjax.models.RNNModel`).
       class_names: optional names (default: ``data.class_names`` or ``"0".."C-1"``).
-      preset: a named option set from :data:`modjax.decomposition.PRESETS`; explicit options
+      preset: a named option set (:data:`modjax.presets.PRESETS`: ``"artifact"``,
+        ``"paper_text"``, ``"library"``), resolved for this model's cell, I/O type, depth,
+        Dropout and ``mode`` by :func:`modjax.presets.decompose_options`; explicit options
         override it.
       **options: fields of :class:`~modjax.decomposition.DecomposeOptions`.
 
@@ -310,17 +348,18 @@ def decompose(params, data, *, model, class_names=None, preset: Optional[str] = 
     """
     config = resolve_model(model)
     if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
-        options = {**PRESETS[preset], **options}
-    try:
-        opts = DecomposeOptions(**options)
-    except TypeError as e:
-        raise TypeError(f"unknown decompose option: {e}") from None
+        from modjax.presets import options_for
+
+        opts = options_for(preset, config, **options)
+    else:
+        try:
+            opts = DecomposeOptions(**options)
+        except TypeError as e:
+            raise TypeError(f"unknown decompose option: {e}") from None
     if opts.gate_mode == "per_gate" and config.cell == "simple":
         raise ValueError("gate_mode='per_gate' needs an LSTM or GRU model; "
                          f"model.cell is {config.cell!r}")
-    params = check_params(config, params)
+    params = statistics_precision(check_params(config, params))
     if config.io == "encoder_decoder":
         if class_names is None and isinstance(data, TaskData):
             class_names = data.class_names
@@ -378,7 +417,7 @@ def trace(params, inputs, *, model, dec_in=None, gates: bool = False):
     Returns ``hidden [L, N, T, H]`` (and ``gates [L, N, T, gH]`` when ``gates``).
     """
     config = resolve_model(model)
-    params = check_params(config, params)
+    params = statistics_precision(check_params(config, params))
 
     aux = _trace(params, jnp.asarray(inputs, jnp.int32),
                  None if dec_in is None else jnp.asarray(dec_in, jnp.int32),

@@ -9,7 +9,7 @@ from typing import Optional
 import jax
 from flax import struct
 
-from modjax.models import ModelConfig
+from modjax.models import HEAD_ROWS, ModelConfig
 
 MODES = ("rolled", "unrolled")
 ROLLED_OBS = ("last_step", "all_steps")
@@ -45,6 +45,13 @@ class DecomposeOptions:
         steps. ``"carry"`` (the artifact's: spec §2.6 pools ``h_t`` for every step of every
         sample) observes that held state there too; ``"skip"`` observes real steps only.
         Models without ``mask_zero`` have no padded steps.
+      head_rows: which rows of the head (the last recurrent layer's out-edges) a module zeroes:
+        ``"step"`` (the library's default: at each step, the rows of the units removed at that
+        step; rolled: the removed units), ``"last"`` (the units removed at the last step, at
+        every step: the artifact's unrolled many-to-one scripts), ``"first"`` (those removed at
+        step 0, at every step: its unrolled one-to-many and many-to-many scripts) or
+        ``"none"`` (no row: the artifact with a Dropout before the head). See
+        ``docs/method.md#artifact``.
     """
 
     mode: str = "rolled"
@@ -57,11 +64,12 @@ class DecomposeOptions:
     tie_ratio: float = 1.1
     relu_threshold: float = -0.5
     padded_steps: str = "carry"
+    head_rows: str = "step"
 
     def __post_init__(self):
         for name, allowed in (("mode", MODES), ("rolled_obs", ROLLED_OBS),
                               ("gate_mode", GATE_MODES), ("u_mask", U_MASKS),
-                              ("padded_steps", PADDED_STEPS)):
+                              ("padded_steps", PADDED_STEPS), ("head_rows", HEAD_ROWS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0.0 <= float(self.max_remove) <= 1.0:
@@ -80,15 +88,6 @@ class DecomposeOptions:
         return n_pos, self.n_neg or int(math.ceil(n_pos / (num_classes - 1))), False
 
 
-#: The removal caps the authors' scripts use (spec §3.2), by cell, I/O type, mode and model
-#: depth (RNN-k). Use with ``max_remove=paper_script_max_remove(...)``.
-_LSTM_SCRIPT = {
-    ("one_to_one", "rolled"): {1: 0.20, 2: 0.10, 3: 0.10, 4: 0.07},
-    ("one_to_many", "unrolled"): {1: 0.20, 2: 0.10, 3: 0.10, 4: 0.20},
-    ("many_to_many", "unrolled"): {1: 0.10, 2: 0.05, 3: 0.05, 4: 0.05},
-}
-
-
 def check_module_index(name: str, value, num_modules: int) -> int:
     """``value`` as an int module index in ``[0, num_modules)``; a ``ValueError`` naming
     ``name`` for a non-integer or out-of-range value."""
@@ -99,21 +98,6 @@ def check_module_index(name: str, value, num_modules: int) -> int:
     if not ok:
         raise ValueError(f"{name} must be a module index in [0, {num_modules}), got {value!r}")
     return operator.index(value)
-
-
-def paper_script_max_remove(cell: str, io: str, mode: str, layers: int) -> float:
-    """The ``max_remove`` the paper's script uses for this model (spec §3.2); 0.05 elsewhere."""
-    if cell == "lstm":
-        table = _LSTM_SCRIPT.get((io, mode))
-        if table is not None:
-            return table.get(layers, 0.05)
-    return 0.05
-
-
-PRESETS = {
-    "paper_text": {"max_remove": 0.20},
-    "artifact": {"max_remove": 0.05, "u_mask": "code", "rolled_obs": "last_step"},
-}
 
 
 @struct.dataclass

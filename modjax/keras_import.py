@@ -269,13 +269,18 @@ def _read_model_config(f) -> dict:
         raise ValueError(f"the file's model_config is not valid JSON: {e}") from None
 
 
-def from_keras_h5(path: str, *, in_len: Optional[int] = None):
+def from_keras_h5(path: str, *, in_len: Optional[int] = None, forward: str = "keras"):
     """Read a Keras 2 ``.h5`` model (see the module docstring for what is supported).
 
     Args:
       path: the ``.h5`` file written by ``model.save(path)``.
       in_len: the input length, when the file does not record it (``Embedding.input_length``
         and the input shape both ``None``).
+      forward: ``"keras"`` (the equations Keras runs: the saved gate activation, Keras's GRU)
+        or ``"artifact"`` (the authors' NumPy forward pass that computed every published
+        number: logistic-sigmoid gates and the GRU candidate ``tanh(x W_h + b_h + r ⊙ (h U_h))``;
+        :attr:`ModelConfig.forward`). ``config.gate_activation`` records the saved activation
+        either way.
 
     Returns:
       ``(config, params)``: a :class:`~modjax.models.ModelConfig` and a nested dict of float32
@@ -288,6 +293,10 @@ def from_keras_h5(path: str, *, in_len: Optional[int] = None):
     """
     import h5py  # optional dependency: only needed here
 
+    from modjax.cells import FORWARDS
+
+    if forward not in FORWARDS:
+        raise ValueError(f"forward must be one of {FORWARDS}, got {forward!r}")
     if not os.path.isfile(path):
         raise ValueError(f"{path!r}: no such file")
     try:
@@ -297,7 +306,7 @@ def from_keras_h5(path: str, *, in_len: Optional[int] = None):
             if "model_weights" not in f:
                 raise ValueError(f"{path!r}: no 'model_weights' group (not a Keras model file)")
             mw = f["model_weights"]
-            return _build(arch, mw)
+            return _build(arch, mw, forward)
     except ValueError as e:
         if isinstance(e, json.JSONDecodeError):
             raise ValueError(f"{path!r}: corrupt model_config: {e}") from None
@@ -307,7 +316,7 @@ def from_keras_h5(path: str, *, in_len: Optional[int] = None):
                          f"HDF5?): {type(e).__name__}: {e}") from None
 
 
-def _build(arch: dict, mw):
+def _build(arch: dict, mw, forward: str = "keras"):
     emb = arch["emb"]
     ew = _weights(mw, emb.name)
     vocab = emb.cfg.get("input_dim")
@@ -342,5 +351,5 @@ def _build(arch: dict, mw):
         out_len=out_len, layers=len(arch["rnns"]), units=H, embed_dim=E,
         activation=rnn_cfg["activation"], gate_activation=rnn_cfg["gate_activation"],
         reset_after=rnn_cfg["reset_after"], dropout=arch["dropout"],
-        mask_zero=bool(emb.cfg.get("mask_zero", False)))
+        mask_zero=bool(emb.cfg.get("mask_zero", False)), forward=forward)
     return config, params

@@ -6,7 +6,9 @@ A module's masks follow the chosen recurrent semantics (``decomp.options.u_mask`
   (``col = tile(keep, g)``); ``recurrent_kernel`` entry ``[i, j]`` is kept iff source ``i`` and
   destination column ``j`` are kept (``"paper"``) or unless both are removed (``"code"``);
 * ``"paper"`` only: rows of the next recurrent layer's ``kernel`` that come from removed units;
-* the output ``dense/kernel`` rows of the last layer's removed units (both semantics).
+* the output ``dense/kernel`` rows of the last layer's removed units (both semantics), as
+  ``decomp.options.head_rows`` says (:func:`modjax.models.head_row_keep`: the step's removed
+  units, those of the last or the first step at every step, or none).
 
 Unrolled decompositions give every masked leaf a leading step axis ``[T, ...]``.
 Embeddings, the encoder (encoder-decoder) and the dense bias are all True. The channelled
@@ -21,6 +23,7 @@ import numpy as np
 from modjax.cells import unit_and_column_keep
 from modjax.checkpoint import to_plain_dict
 from modjax.decomposition import Decomposition
+from modjax.models import head_row_keep
 
 
 def layer_prefix(config) -> str:
@@ -71,5 +74,7 @@ def masks_for(decomp: Decomposition, c: int, params) -> dict:
             u = ~(~src[..., :, None] & ~col[..., None, :])
         masks[name]["recurrent_kernel"] = u
     last_src, _ = unit_and_column_keep(cfg.cell_config, keep[cfg.layers - 1])
-    masks["dense"]["kernel"] = full(np.shape(params["dense"]["kernel"])) & last_src[..., :, None]
+    rows = head_row_keep(last_src, decomp.options.head_rows)  # [H], [T, H] or None
+    dense = full(np.shape(params["dense"]["kernel"]))
+    masks["dense"]["kernel"] = dense if rows is None else dense & rows[..., :, None]
     return masks

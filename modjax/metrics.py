@@ -50,8 +50,10 @@ def _input_kernels(config, tree) -> np.ndarray:
 
 
 def _ji(a: np.ndarray, b: np.ndarray) -> float:
+    """``len(set(A) & set(B)) / (|A| + |B| - len(set(A) & set(B)))``: the intersection counts
+    distinct values, as the artifact computes it (``0.0`` and ``-0.0`` are one value)."""
     a = a.astype(b.dtype)  # compare in the module's precision (e.g. float64 params, x64 off)
-    inter = int(np.isin(b, np.unique(a)).sum())
+    inter = int(np.intersect1d(a, b).size)
     return inter / (a.size + b.size - inter)
 
 
@@ -59,8 +61,10 @@ def jaccard_paper(decomp: Decomposition, params) -> np.ndarray:
     """The paper's Jaccard index per module (spec §8.3), ``[C]``.
 
     Value sets over the *input kernels*: every decomposed recurrent layer's ``kernel`` and the
-    output ``dense`` kernel. ``JI = |B ∩ set(A)| / (|A| + |B| - |B ∩ set(A)|)`` where ``A`` is
-    the model's list and ``B`` the module's. Unrolled: averaged over steps.
+    output ``dense`` kernel. ``JI = I / (|A| + |B| - I)`` where ``A`` is the model's list, ``B``
+    the module's and ``I = len(set(A) & set(B))`` the number of *distinct* values they share
+    (as the artifact computes it; a value repeated in the weights counts once in ``I`` and
+    every time in ``|A|`` and ``|B|``). Unrolled: averaged over steps.
     """
     params = to_plain_dict(params)
     a = _input_kernels(decomp.config, params)

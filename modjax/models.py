@@ -31,7 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from modjax.cells import CellConfig, zero_carry
+from modjax.cells import FORWARDS, CellConfig, zero_carry
 from modjax.data.base import IO_TYPES
 from modjax.layers import RNN
 
@@ -62,7 +62,12 @@ class ModelConfig:
       reset_after: GRU form.
       dropout: rate of the Dropout before the head (training only).
       mask_zero: the Embedding masks token 0 (carry held over padded steps).
-      target_vocab_size: encoder-decoder only; defaults to ``num_classes``.
+      forward: ``"keras"`` (default: the equations of ``gate_activation`` and Keras's GRU) or
+        ``"artifact"`` (the authors' NumPy forward pass, which computed every published number:
+        logistic-sigmoid gates, and the GRU ``reset_after=False`` candidate
+        ``tanh(x W_h + b_h + r ⊙ (h U_h))``; :func:`modjax.cells.cell_step`). The same choice
+        serves training, tracing and every module. Configs saved before this field existed load
+        as ``"keras"``.
     """
 
     io: str
@@ -79,6 +84,7 @@ class ModelConfig:
     reset_after: bool = False
     dropout: float = 0.0
     mask_zero: bool = False
+    forward: str = "keras"
 
     def __post_init__(self):
         if self.io not in IO_TYPES:
@@ -88,6 +94,8 @@ class ModelConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.forward not in FORWARDS:
+            raise ValueError(f"forward must be one of {FORWARDS}, got {self.forward!r}")
         self.cell_config  # validates cell, activation, gate_activation (CellConfig)
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
@@ -98,7 +106,23 @@ class ModelConfig:
     def cell_config(self) -> CellConfig:
         """The :class:`~modjax.cells.CellConfig` shared by every recurrent layer."""
         return CellConfig(self.cell, self.units, self.activation, self.gate_activation,
-                          self.reset_after)
+                          self.reset_after, self.forward)
+
+    def function_key(self) -> "ModelConfig":
+        """This config with the settings that do not change the computed function normalised.
+
+        Two configs with equal keys compute the same function of the same params: the gate
+        activation of a SimpleRNN, ``reset_after`` outside GRUs, and ``forward="artifact"``
+        where it equals Keras's equations (LSTM and SimpleRNN with sigmoid gates, GRU with
+        ``reset_after=True`` and sigmoid gates) are normalised away. Use it to decide whether a
+        cached checkpoint can be reused under another forward pass.
+        """
+        gate = "sigmoid" if (self.cell == "simple" or self.forward == "artifact") \
+            else self.gate_activation
+        reset_after = self.reset_after if self.cell == "gru" else False
+        artifact_gru = self.cell == "gru" and not reset_after and self.forward == "artifact"
+        return dataclasses.replace(self, gate_activation=gate, reset_after=reset_after,
+                                   forward="artifact" if artifact_gru else "keras")
 
     @property
     def many_output(self) -> bool:
@@ -140,6 +164,25 @@ def _layer_keep(keep, l):
     return None if keep is None else keep[l]
 
 
+HEAD_ROWS = ("step", "last", "first", "none")
+
+
+def head_row_keep(keep_l, head_rows: str = "step"):
+    """Which rows of the head a module keeps, from the top layer's keep ``[F]`` or ``[T, F]``.
+
+    ``"step"``: the rows of units kept at each step (rolled: the one keep vector); ``"last"``:
+    the rows of units kept at the last step, at every step; ``"first"``: those kept at step 0,
+    at every step; ``"none"``: every row (returns ``None``). See ``docs/method.md#artifact``.
+    """
+    if head_rows not in HEAD_ROWS:
+        raise ValueError(f"head_rows must be one of {HEAD_ROWS}, got {head_rows!r}")
+    if keep_l is None or head_rows == "none":
+        return None
+    if keep_l.ndim == 2 and head_rows in ("last", "first"):
+        return keep_l[-1 if head_rows == "last" else 0]
+    return keep_l
+
+
 def _rows(h, keep_l):
     """Mask the out-edges of removed units: ``h [N, T, H] * keep_l ([H] or [T, H])``.
 
@@ -166,6 +209,7 @@ class RNNModel(nn.Module):
     decomposed stack (the decoder's for encoder-decoder). Dropout needs an rng named
     ``"dropout"`` when ``train=True``. ``removed_bound`` (static) bounds the removed units per
     layer and step for the cheaper ``"code"`` masks (:func:`modjax.cells.masked_recurrent`).
+    ``head_rows`` says which rows of the head a module keeps (:func:`head_row_keep`).
     """
 
     config: ModelConfig
@@ -214,17 +258,20 @@ class RNNModel(nn.Module):
         pad = (x != 0) if c.mask_zero else None
         return e, pad
 
-    def _head(self, h_top, keep, train):
-        """Dense on the (row-masked) top hidden states ``[N, T, H]`` -> ``[N, T, C]``."""
+    def _head(self, h_top, keep, train, head_rows="step", head_keep=None):
+        """Dense on the (row-masked) top hidden states ``[N, T, H]`` -> ``[N, T, C]``.
+
+        The rows kept follow ``head_rows`` (:func:`head_row_keep`), or ``head_keep`` when given.
+        """
         c = self.config
         k = None if keep is None else keep[c.layers - 1]
-        h = _rows(h_top, k)
+        h = _rows(h_top, head_row_keep(k, head_rows) if head_keep is None else head_keep)
         h = self.drop(h, deterministic=not train)
         return self.dense(h)
 
     def __call__(self, x, dec_in=None, *, keep=None, u_mask: str = "paper", train: bool = False,
                  return_hidden: bool = False, return_gates: bool = False,
-                 removed_bound: Optional[int] = None):
+                 removed_bound: Optional[int] = None, head_rows: str = "step"):
         c = self.config
         keep = _check_keep(keep, c)  # [L, F] (rolled) or [L, T, F]
         if c.io == "encoder_decoder":
@@ -234,12 +281,12 @@ class RNNModel(nn.Module):
             enc_final = self.encode(x)
             logits, aux = self.decode(dec_in, [enc_final] + [None] * (c.layers - 1), keep=keep,
                                       u_mask=u_mask, train=train, return_gates=return_gates,
-                                      removed_bound=removed_bound)
+                                      removed_bound=removed_bound, head_rows=head_rows)
         else:
             xs, pad = self._embed_inputs(x)
             h_top, hidden, gates, _ = self._stack(self.rnn, xs, pad, keep, u_mask, None,
                                                   return_gates, removed_bound)
-            logits = self._head(h_top, keep, train)
+            logits = self._head(h_top, keep, train, head_rows)
             if c.io in ONE_OUTPUT:
                 logits = logits[:, -1]
             aux = {"hidden": jnp.stack(hidden)}
@@ -257,13 +304,16 @@ class RNNModel(nn.Module):
         return finals[-1]
 
     def decode(self, dec_in, carries, *, keep=None, u_mask="paper", train=False,
-               return_gates=False, return_carries=False, removed_bound=None):
+               return_gates=False, return_carries=False, removed_bound=None,
+               head_rows="step", head_keep=None):
         """Decoder pass from given carries.
 
         Args:
           dec_in: ``[N, T]`` decoder input ids (``T = 1`` for one greedy step).
           carries: list of ``L`` carries (``None`` = zeros); the first is the encoder's state.
           keep: ``[L, T, H]`` for these ``T`` steps, or ``None``.
+          head_rows: which head rows the module keeps (:func:`head_row_keep`).
+          head_keep: ``[H]`` or ``[T, H]`` head rows to keep, overriding ``head_rows``.
 
         Returns:
           ``(logits [N, T, V], aux)``; with ``return_carries`` also the final carries.
@@ -273,7 +323,7 @@ class RNNModel(nn.Module):
         pad = (dec_in != 0) if c.mask_zero else None
         h_top, hidden, gates, finals = self._stack(self.decoder_rnn, e, pad, keep, u_mask,
                                                    carries, return_gates, removed_bound)
-        logits = self._head(h_top, keep, train)
+        logits = self._head(h_top, keep, train, head_rows, head_keep)
         aux = {"hidden": jnp.stack(hidden)}
         if return_gates:
             aux["gates"] = jnp.stack(gates)
@@ -300,16 +350,20 @@ def apply_model(config: ModelConfig, params, x, dec_in=None, **kwargs):
 
 
 def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
-                  keep=None, u_mask: str = "paper", end_ids: Optional[Array] = None):
+                  decomp=None, module: Optional[int] = None,
+                  end_ids: Optional[Array] = None):
     """Greedy decoding as one scan with an incremental decoder state.
 
     Args:
       config: an ``encoder_decoder`` config.
-      params: model params.
+      params: model params (the base params of ``decomp``).
       src: ``[N, in_len]`` source ids.
       start_ids: ``[N]`` the first decoder token of each example (``[start_ℓ]``).
-      keep: decoder keep vectors ``[L, H]`` or ``[L, out_len, H]`` of one module, or ``None``.
-      u_mask: mask semantics.
+      decomp: a :class:`~modjax.decomposition.Decomposition` of this model, or ``None`` (the
+        monolithic model). The module's keep vectors, mask semantics (``u_mask``) and head rows
+        are read from it.
+      module: the module to decode with (an index in ``[0, decomp.num_modules)``); required
+        with ``decomp``.
       end_ids: ``[N]`` tokens after which an example only emits padding (0), or ``None``.
 
     Returns:
@@ -317,6 +371,23 @@ def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
     """
     if config.io != "encoder_decoder":
         raise ValueError(f"greedy_decode needs an encoder_decoder config, got io={config.io!r}")
+    keep, u_mask, head_rows = None, "paper", "step"
+    if decomp is not None:
+        from modjax.decomposition import Decomposition, check_module_index
+
+        if not isinstance(decomp, Decomposition):
+            raise TypeError(f"decomp must be a modjax Decomposition, got "
+                            f"{type(decomp).__name__}")
+        if decomp.config != config:
+            raise ValueError("decomp must be a decomposition of config's model (its config "
+                             "differs)")
+        if module is None:
+            raise ValueError("module (the module index to decode with) is required with decomp")
+        module = check_module_index("module", module, decomp.num_modules)
+        keep = decomp.keep[module]
+        u_mask, head_rows = decomp.options.u_mask, decomp.options.head_rows
+    elif module is not None:
+        raise ValueError(f"module={module!r} needs decomp (the decomposition it indexes)")
     model = RNNModel(config)
     variables = {"params": params}
     keep = _check_keep(keep, config)
@@ -327,13 +398,20 @@ def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
     N = src.shape[0]
     carries = [enc] + [zero_carry(config.cell_config, N) for _ in range(config.layers - 1)]
     keep_tm = None if keep is None else jnp.swapaxes(keep, 0, 1)  # [T, L, H]
+    head = None if keep is None else head_row_keep(keep[config.layers - 1], head_rows)
+    if head is not None:
+        head = jnp.broadcast_to(head, (T, head.shape[-1]))  # [T, F] head rows per step
     ends = jnp.full((N,), -1, jnp.int32) if end_ids is None else jnp.asarray(end_ids, jnp.int32)
 
-    def step(state, k_t):
+    def step(state, xs_t):
         carries, tok, done = state
+        k_t, hk_t = (None, None) if xs_t is None else xs_t
         kt = None if k_t is None else k_t[:, None, :]
+        hk = None if hk_t is None else hk_t[None, :]
         logits, _, carries = model.apply(variables, tok[:, None], carries, keep=kt,
                                          u_mask=u_mask, return_carries=True,
+                                         head_keep=hk if hk is not None else
+                                         (None if kt is None else jnp.ones_like(kt[-1])),
                                          method=RNNModel.decode)
         nxt = jnp.argmax(logits[:, 0], axis=-1).astype(jnp.int32)
         nxt = jnp.where(done, 0, nxt)
@@ -341,11 +419,10 @@ def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
         return (carries, nxt, done), nxt
 
     init = (carries, jnp.asarray(start_ids, jnp.int32), jnp.zeros((N,), bool))
-    xs = keep_tm if keep_tm is not None else jnp.zeros((T, 0))
     if keep_tm is None:
-        _, out = jax.lax.scan(lambda s, _x: step(s, None), init, xs)
+        _, out = jax.lax.scan(lambda s, _x: step(s, None), init, jnp.zeros((T, 0)))
     else:
-        _, out = jax.lax.scan(step, init, xs)
+        _, out = jax.lax.scan(step, init, (keep_tm, head))
     return jnp.swapaxes(out, 0, 1)
 
 

@@ -14,9 +14,10 @@ naming a module of some decomposition and the label it votes for:
   one, plus another model's module voting for that class.
 
 The modules of one source decomposition run together, in one batched scan
-(:func:`modjax.compose.module_scores`); the vote is the arg-max of the module scores. Because
-``odds = p / (1 - p)`` is increasing in ``p``, comparing the modules' probabilities is the
-paper's comparison of odds.
+(:func:`modjax.compose.module_scores`); the vote is the arg-max of the modules' contrasts
+``z_p - z_q``. The log-odds of a module's probability ``p = sigmoid(z_p - z_q)`` is the contrast
+itself, so this is the paper's comparison of odds, without the float32 saturation of ``p``
+(``docs/method.md#vote``).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import dataclasses
 import operator
 from typing import Any, Callable, List, Optional, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -132,8 +134,8 @@ def _check_inputs(refs: Sequence[ModuleRef], x: np.ndarray) -> None:
 
 
 def module_set_scores(refs: Sequence[ModuleRef], x, *, reduce_steps: Optional[str] = None,
-                      batch_size: int = 4096):
-    """Each referenced module's probability of its class, ``[M, N]`` or ``[M, N, T]``.
+                      batch_size: int = 4096, kind: str = "probability"):
+    """Each referenced module's score for its class, ``[M, N]`` or ``[M, N, T]``.
 
     Modules of the same source (same decomposition and params objects) run in one batched
     scan.
@@ -145,10 +147,14 @@ def module_set_scores(refs: Sequence[ModuleRef], x, *, reduce_steps: Optional[st
         many-output module by its most confident step: ``[N, T] -> [N]``). Required when
         one-output and many-output modules are mixed, or many-output ones disagree on ``T``.
       batch_size: examples per compiled call.
+      kind: ``"probability"`` (for display) or ``"contrast"`` (``z_p - z_q``, what the vote
+        compares); see :func:`modjax.compose.module_scores`.
 
     Returns:
       ``[M, N]`` (one-output, or reduced) or ``[M, N, T]``.
     """
+    if kind not in ("probability", "contrast"):
+        raise ValueError(f"kind must be 'probability' or 'contrast', got {kind!r}")
     refs = _checked_refs(refs)
     if reduce_steps not in REDUCE_STEPS:
         raise ValueError(f"reduce_steps must be one of {REDUCE_STEPS}, got {reduce_steps!r}")
@@ -170,7 +176,7 @@ def module_set_scores(refs: Sequence[ModuleRef], x, *, reduce_steps: Optional[st
     for idxs in groups.values():
         src = refs[idxs[0]]
         sub = select(src.decomp, [refs[i].module for i in idxs])
-        s = module_scores(sub, src.params, x, batch_size=batch_size)  # [m, N(, T)]
+        s = module_scores(sub, src.params, x, batch_size=batch_size, kind=kind)  # [m, N(, T)]
         if reduce_steps == "max" and s.ndim == 3:
             s = jnp.max(s, axis=2)
         for j, i in enumerate(idxs):
@@ -182,16 +188,17 @@ def compose_modules(refs: Sequence[ModuleRef], *, reduce_steps: Optional[str] = 
                     batch_size: int = 4096) -> Callable:
     """A predict function for modules taken from any decompositions.
 
-    Returns ``predict(x) -> (pred, scores)``: ``scores`` from :func:`module_set_scores` and
-    ``pred`` the winning module's label per example (per step when the scores keep a step
-    axis). Ties go to the first module in ``refs``.
+    Returns ``predict(x) -> (pred, scores)``: ``pred`` the label of the module with the largest
+    contrast ``z_p - z_q`` per example (per step when the scores keep a step axis; ties go to
+    the first module in ``refs``) and ``scores`` the modules' probabilities (for display).
     """
     refs = _checked_refs(refs)
     labels = jnp.asarray([r.vote_label for r in refs], jnp.int32)
 
     def predict(x):
-        scores = module_set_scores(refs, x, reduce_steps=reduce_steps, batch_size=batch_size)
-        return labels[jnp.argmax(scores, axis=0)], scores
+        contrast = module_set_scores(refs, x, reduce_steps=reduce_steps, batch_size=batch_size,
+                                     kind="contrast")
+        return labels[jnp.argmax(contrast, axis=0)], jax.nn.sigmoid(contrast)
 
     return predict
 

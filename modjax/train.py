@@ -100,13 +100,17 @@ def predict(config: ModelConfig, params, x, dec_in=None, *, batch_size: int = 10
     """Arg-max predictions of the monolithic model (teacher forcing for encoder-decoder).
 
     Args:
-      x: ``[N, in_len]`` ids; ``dec_in``: ``[N, out_len]`` for encoder-decoder.
+      x: ``[N, in_len]`` ids (``N`` may be 0); ``dec_in``: ``[N, out_len]`` for
+        encoder-decoder.
 
     Returns:
       ``[N]`` or ``[N, T]`` int32 class ids.
     """
     x = np.asarray(x, np.int32)
     dec_in = None if dec_in is None else np.asarray(dec_in, np.int32)
+    if x.shape[0] == 0:  # no examples: an empty prediction of the right shape
+        one = config.io in ("one_to_one", "many_to_one")
+        return np.zeros((0,) if one else (0, config.steps), np.int32)
     outs = []
     bs = min(batch_size, x.shape[0])
     for s, e in _batches(x.shape[0], bs):
