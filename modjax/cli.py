@@ -41,7 +41,7 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 
-SUBCOMMANDS = ("decompose",)
+SUBCOMMANDS = ("decompose", "train")
 _IOS = ("one_to_one", "many_to_one", "one_to_many", "many_to_many", "encoder_decoder")
 
 
@@ -95,6 +95,9 @@ def define_flags() -> None:
                      lower_bound=1)
     d.DEFINE_integer("synthetic_seed", 0, "synthetic:<io>: generator seed.")
     d.DEFINE_boolean("progress", True, "Print progress messages to stderr.")
+    from modjax import cli_train
+
+    cli_train.define_flags()
 
 
 #: Datasets tokenised with a vocabulary shared with another one, as the paper's "combined"
@@ -549,7 +552,13 @@ def cmd_decompose() -> int:
     return 0
 
 
-_COMMANDS = {"decompose": cmd_decompose}
+def _cmd_train() -> int:
+    from modjax.cli_train import cmd_train
+
+    return cmd_train()
+
+
+_COMMANDS = {"decompose": cmd_decompose, "train": _cmd_train}
 
 
 def main(argv) -> None:
