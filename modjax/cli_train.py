@@ -138,9 +138,11 @@ def cmd_train() -> int:
     if test_acc is not None:
         print(f"  test accuracy {test_acc:.4f} (chance: {chance:.4f}, the most frequent "
               "label's share)")
-        if test_acc <= chance + 0.02:
-            print(f"warning: test accuracy {test_acc:.4f} is near chance ({chance:.4f}): the "
-                  "model has not learned the task; train longer or larger before decomposing",
+        from modjax.cli_common import untrained_warning
+
+        weak = untrained_warning(out, test_acc, chance)
+        if weak:
+            print(f"warning: {weak}; train longer or larger before decomposing",
                   file=sys.stderr)
     print(f"wrote {out}/ (load with modjax.load_model; decompose with "
           f"python -m modjax decompose --model={out} --data={FLAGS.data} --out=...)")

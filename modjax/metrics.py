@@ -45,6 +45,13 @@ def chance_accuracy(labels, num_classes: int) -> float:
     return float(max(1.0 / num_classes, np.bincount(y.astype(np.int64)).max() / y.size))
 
 
+def has_padding_class(class_names) -> bool:
+    """Whether class 0 is a padding label (named ``pad``, ``<pad>`` or ``padding``): only then
+    does :func:`accuracy` with ``ignore_padding=True`` mean "real positions only"."""
+    names = list(class_names)
+    return bool(names) and str(names[0]).strip("<>[] ").lower() in ("pad", "padding")
+
+
 def _step_view(decomp: Decomposition, t: int) -> Decomposition:
     """Step ``t`` of an unrolled decomposition as a rolled one (same params, keep at t)."""
     return decomp.replace(keep=decomp.keep[:, :, t],

@@ -272,7 +272,9 @@ def keep_heatmap(keep: np.ndarray, class_names: Sequence[str], path: str, *,
     _layer_axis(ax, L, H)
     ax.set_title(title or "Units kept by each module: fraction of steps (with examples) at "
                  "which each unit is kept", fontsize=11, pad=16 if L > 1 else 6)
-    lo = int(kept_steps.min())
+    # The colour scale spans at least the top quarter of the units: a uniform result (every
+    # step removing the same few units) reads as the small change it is, not as a contrast.
+    lo = int(min(kept_steps.min(), np.floor(0.75 * H)))
     for l in range(L):
         a = fig.add_subplot(gs[1, l])
         data = np.ma.masked_array(kept_steps[:, l].astype(float), mask=~has)
