@@ -21,6 +21,7 @@ import sys
 import warnings
 
 import pytest
+from tests.ci import in_ci
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = ["README.md"] + sorted(
@@ -158,7 +159,7 @@ def test_python_blocks_run(page, shells, tmp_path, monkeypatch):
             from modjax.data.base import default_data_dir
 
             if not os.path.isdir(os.path.join(default_data_dir(), "keras_models")):
-                if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+                if in_ci():
                     pytest.fail(f"{page}:{line} needs the shared data (CI is set)")
                 continue  # the one block that reads the authors' Keras files
         with warnings.catch_warnings():
@@ -181,3 +182,14 @@ def test_bash_blocks_run(page, shells):
         md = report.read_text()
         assert "# modjax decomposition: topics-lstm1" in md and "composed accuracy" in md
         assert "topics-lstm1-report" in out  # the ls line
+
+
+@pytest.mark.parametrize("value,expected", [("", False), ("false", False), ("False", False),
+                                            ("0", False), ("no", False), ("true", True),
+                                            ("1", True), ("yes", True)])
+def test_ci_flag(monkeypatch, value, expected):
+    """``CI=false`` or an empty ``CI`` is not CI (the tests then skip without shared data)."""
+    monkeypatch.setenv("CI", value)
+    assert in_ci() is expected
+    monkeypatch.delenv("CI")
+    assert in_ci() is False
