@@ -46,8 +46,10 @@ def main(argv):
                           n_test=FLAGS.n_test)
     many = FLAGS.io in ("one_to_many", "many_to_many")
     mode = FLAGS.mode or ("unrolled" if many else "rolled")
-    print(f"modjax quickstart on {jax.default_backend().upper()}: {FLAGS.cell.upper()}-"
-          f"{FLAGS.layers} ({FLAGS.units} units), synthetic {FLAGS.io} task, "
+    cell = {"simple": "RNN", "lstm": "LSTM", "gru": "GRU"}[FLAGS.cell]  # RNN-1 = vanilla
+    print(f"modjax quickstart on {jax.default_backend().upper()}: {cell}-"
+          f"{FLAGS.layers} ({'vanilla, ' if FLAGS.cell == 'simple' else ''}{FLAGS.units} units), "
+          f"synthetic {FLAGS.io} task, "
           f"{len(data.x_train)} train / {len(data.x_test)} test, {data.num_classes} classes")
     config = config_for(data, cell=FLAGS.cell, layers=FLAGS.layers, units=FLAGS.units,
                         embed_dim=32)

@@ -193,3 +193,55 @@ def test_ci_flag(monkeypatch, value, expected):
     assert in_ci() is expected
     monkeypatch.delenv("CI")
     assert in_ci() is False
+
+
+ANCHORS = ("sampling", "statistics", "removal", "masks", "channelling", "vote", "metrics",
+           "artifact", "encoder-decoder", "reuse")
+SWEPT = ("modjax", "experiments", "benchmarks", "docs", "README.md")
+
+
+def _github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a markdown heading: lower case, punctuation dropped, spaces to -."""
+    s = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return s.replace(" ", "-")
+
+
+def _repo_files():
+    for top in SWEPT:
+        path = os.path.join(ROOT, top)
+        if os.path.isfile(path):
+            yield path
+            continue
+        for d, _, files in os.walk(path):
+            for f in files:
+                if f.endswith((".py", ".md", ".txt", ".csv", ".json")):
+                    yield os.path.join(d, f)
+
+
+def test_method_anchors_exist_and_links_resolve():
+    with open(os.path.join(ROOT, "docs", "method.md"), encoding="utf-8") as f:
+        text = f.read()
+    anchors = {_github_anchor(m) for m in re.findall(r"^#{1,6} (.+)$", text, re.M)}
+    assert set(ANCHORS) <= anchors, sorted(set(ANCHORS) - anchors)
+    bad = []
+    for path in list(_repo_files()) + [os.path.join(ROOT, "tests", "test_docs.py")]:
+        with open(path, encoding="utf-8") as f:
+            for m in re.finditer(r"method\.md#([\w\-]+)", f.read()):
+                if m.group(1) not in anchors:
+                    bad.append((os.path.relpath(path, ROOT), m.group(1)))
+    assert not bad, bad
+
+
+def test_no_references_to_a_missing_document():
+    """The method is described in docs/method.md; nothing points to a document outside the
+    repository by section number."""
+    needle = "spec " + "\u00a7"
+    found = []
+    for path in _repo_files():
+        if os.path.relpath(path, ROOT) == os.path.join("docs", "method.md"):
+            continue
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for i, line in enumerate(f, 1):
+                if needle in line:
+                    found.append(f"{os.path.relpath(path, ROOT)}:{i}: {line.strip()[:80]}")
+    assert not found, "\n".join(found)
