@@ -87,3 +87,41 @@ def test_untrained_warning():
     assert "near chance" in msg and "_scratch" not in msg
     msg = cli_common.untrained_warning("x/model1_combined_scratch.h5", 0.17, 1 / 6)
     assert "untrained '_scratch' baselines" in msg
+
+
+def test_prepare_runtime_quiets_backend_probing_and_sets_the_cache(tmp_path):
+    import logging
+
+    import jax
+    from absl import flags
+
+    from modjax import cli
+
+    cli.define_flags()
+    F = flags.FLAGS
+    if not F.is_parsed():
+        F.mark_as_parsed()
+    root = logging.getLogger()
+    before = list(root.filters)
+    old_cache, old_dir = F.compilation_cache, jax.config.jax_compilation_cache_dir
+    bridge = logging.getLogger("jax._src.xla_bridge")
+    old_level = bridge.level
+    try:
+        F.compilation_cache = str(tmp_path / "cc")
+        assert cli_common.prepare_runtime() == str(tmp_path / "cc")
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cc")
+        # the "TPU may be present ... libtpu is not installed" warning is not shown
+        assert not bridge.isEnabledFor(logging.WARNING)
+        F.compilation_cache = "none"
+        assert cli_common.prepare_runtime() is None
+    finally:
+        F.compilation_cache = old_cache
+        jax.config.update("jax_compilation_cache_dir", old_dir)
+        bridge.setLevel(old_level)
+        root.filters[:] = before
+
+
+def test_runs_print_no_backend_probing(runs):
+    _, out = runs
+    for case in ("npz", "help_train"):
+        assert "tpu" not in out[case][2].lower(), out[case][2]
