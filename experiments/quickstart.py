@@ -2,6 +2,7 @@
 
     python -m experiments.quickstart                      # LSTM, many-to-one, rolled
     python -m experiments.quickstart --io=many_to_many --mode=unrolled --cell=gru
+    python -m experiments.quickstart --out=runs/quickstart   # also save the model
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def define_flags():
     flags.DEFINE_integer("units", 64, "Units per recurrent layer.")
     flags.DEFINE_integer("epochs", 10, "Training epochs.")
     flags.DEFINE_integer("seed", 0, "Seed for data, initialisation and shuffling.")
+    flags.DEFINE_string("out", None, "Also save the trained model to this checkpoint directory "
+                        "(python -m modjax decompose --model=DIR reads it).")
     flags.DEFINE_integer("n_train", 4000, "Training examples of the synthetic task.")
     flags.DEFINE_integer("n_test", 1000, "Test examples of the synthetic task.")
     flags.DEFINE_enum("mode", None, ["rolled", "unrolled"],
@@ -57,6 +60,10 @@ def main(argv):
     params, hist = fit(config, data, epochs=FLAGS.epochs, batch_size=32, learning_rate=3e-3,
                        seed=FLAGS.seed, progress=False, validate=False)
     t_train = time.perf_counter() - t0
+    if FLAGS.out:
+        from modjax.checkpoint import save_model
+
+        save_model(FLAGS.out, config, params)
 
     t0 = time.perf_counter()
     decomp = decompose(params, data, model=config, mode=mode, max_remove=FLAGS.max_remove,
