@@ -5,7 +5,7 @@
 
 For every model (cell × layers) of the dataset's I/O type this
 
-1. builds the paper's architecture (spec §7): H = 100 units, Embedding 50 (Brown 100), Dropout
+1. builds the paper's architecture (docs/reproduction.md): H = 100 units, Embedding 50 (Brown 100), Dropout
    0.2 before the head for LSTM-4 (M:1) and LSTM-4/GRU-4 (1:N), Adam 1e-3, the paper's
    epochs / batch size per I/O type (1:1 5/32, M:1 15/128, 1:N 5/32, M:N 10/128);
 2. trains it, or loads the checkpoint cached under ``<out>/models/<name>`` (resume);
@@ -13,7 +13,7 @@ For every model (cell × layers) of the dataset's I/O type this
    included, as the paper; the non-padding accuracy is reported too);
 4. decomposes it in each requested mode (1:1 has no unrolled mode), composes the modules by
    arg-max vote and reports the composed accuracy, δ = composed − monolithic in points, the
-   paper's mean Jaccard index over modules (spec §8.3) and the decomposition time;
+   paper's mean Jaccard index over modules (docs/method.md#metrics) and the decomposition time;
 5. prints our δ and JI beside the paper's, and writes ``<out>/results.json`` and
    ``<out>/results.md`` atomically after every row. A (dataset, cell, layers, mode) already in
    ``results.json`` is skipped unless ``--overwrite``.
@@ -21,11 +21,11 @@ For every model (cell × layers) of the dataset's I/O type this
 Gate activation. Models are trained *and* evaluated with the logistic ``sigmoid`` gate. The
 authors trained with Keras' ``hard_sigmoid`` but computed every published accuracy (monolithic
 and composed) and every monitored hidden state with a NumPy forward pass that uses the logistic
-sigmoid (spec §3.3); training with ``sigmoid`` makes our training function equal to the paper's
+sigmoid (docs/method.md#artifact); training with ``sigmoid`` makes our training function equal to the paper's
 evaluation function.
 
 Defaults follow the artifact that produced the published tables: ``--u_mask=code``,
-``--rolled_obs=last_step`` and the per-script removal caps of spec §3.2
+``--rolled_obs=last_step`` and the per-script removal caps of docs/method.md#artifact
 (``--max_remove=paper_script``). Encoder-decoder (Tatoeba) is not handled here.
 
 Synthetic data (no downloads): ``--dataset=synthetic:many_to_one`` (any of the four I/O types),
@@ -64,7 +64,7 @@ def define_flags():
     flags.DEFINE_integer("epochs", None, "Training epochs (default: the paper's for the I/O type).")
     flags.DEFINE_integer("batch_size", None, "Batch size (default: the paper's for the I/O type).")
     flags.DEFINE_string("max_remove", "paper_script",
-                        "'paper_script' (the authors' per-script caps, spec §3.2) or a number in "
+                        "'paper_script' (the authors' per-script caps, docs/method.md#artifact) or a number in "
                         "[0, 1].")
     flags.DEFINE_enum("u_mask", "code", ["code", "paper"],
                       "Recurrent-kernel mask semantics; 'code' reproduces the published tables.")
@@ -81,7 +81,7 @@ def define_flags():
 
 IO_LABELS = {"one_to_one": "1:1", "many_to_one": "M:1", "one_to_many": "1:N",
              "many_to_many": "M:N", "encoder_decoder": "M:N enc-dec"}
-#: The paper's (epochs, batch size) per I/O type (spec §7).
+#: The paper's (epochs, batch size) per I/O type (docs/reproduction.md).
 PAPER_TRAINING = {"one_to_one": (5, 32), "many_to_one": (15, 128), "one_to_many": (5, 32),
                   "many_to_many": (10, 128)}
 REAL_DATASETS = ("mathqa", "clinc", "toxic", "brown")
@@ -142,7 +142,7 @@ def parse_max_remove(value: str):
 
 
 def paper_dropout(cell: str, layers: int, io: str) -> float:
-    """Dropout 0.2 before the head where spec §7 has it (LSTM-4 M:1, LSTM-4/GRU-4 1:N)."""
+    """Dropout 0.2 before the head where the paper's models have it (LSTM-4 M:1, LSTM-4/GRU-4 1:N)."""
     if layers == 4 and ((io == "many_to_one" and cell == "lstm")
                         or (io == "one_to_many" and cell in ("lstm", "gru"))):
         return 0.2
@@ -155,7 +155,7 @@ def paper_embed_dim(io: str) -> int:
 
 
 def modes_for(io: str, modes: Sequence[str]) -> Tuple[List[str], List[str]]:
-    """``(run, not_applicable)``: 1:1 has no unrolled mode (a single step, spec §2.6)."""
+    """``(run, not_applicable)``: 1:1 has no unrolled mode (a single step, docs/method.md#statistics)."""
     run, na = [], []
     for m in modes:
         (na if (io == "one_to_one" and m == "unrolled") else run).append(m)
@@ -264,9 +264,9 @@ def write_results(out: str, rows_by_key: Dict[tuple, dict], command: str) -> Non
           f"Last command: `{command}`", "",
           "δ = composed − monolithic test accuracy in percentage points; many-output accuracies "
           "count padding positions as the paper does (the *no pad* columns do not). JI is the "
-          "paper's Jaccard index (spec §8.3) averaged over modules; the paper column is the "
+          "paper's Jaccard index (docs/method.md#metrics) averaged over modules; the paper column is the "
           "average over its row's 12 models. Gates are the logistic sigmoid in training and "
-          "evaluation (the paper's evaluation forward, spec §3.3).", "",
+          "evaluation (the paper's evaluation forward, docs/method.md#artifact).", "",
           markdown_table(TABLE_HEADERS, table_rows(rows)), ""]
     write_atomic(os.path.join(out, "results.md"), "\n".join(md))
 

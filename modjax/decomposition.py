@@ -20,7 +20,7 @@ PADDED_STEPS = ("carry", "skip")
 
 @dataclasses.dataclass(frozen=True)
 class DecomposeOptions:
-    """Options of :func:`modjax.decompose`, with the paper's defaults (spec §11.5).
+    """Options of :func:`modjax.decompose`, with the paper's defaults (docs/method.md).
 
     Attributes:
       mode: ``"rolled"`` (one keep vector per layer) or ``"unrolled"`` (one per layer and step).
@@ -42,7 +42,7 @@ class DecomposeOptions:
       tie_ratio: the tie rule's ratio (``d_min / d < tie_ratio``).
       relu_threshold: ReLU models remove units with ``active_pos - active_neg <= threshold``.
       padded_steps: models with ``mask_zero`` (encoder-decoder) hold their state at padded
-        steps. ``"carry"`` (the artifact's: spec §2.6 pools ``h_t`` for every step of every
+        steps. ``"carry"`` (the artifact's, docs/method.md#encoder-decoder: it pools ``h_t`` for every step of every
         sample) observes that held state there too; ``"skip"`` observes real steps only.
         Models without ``mask_zero`` have no padded steps.
     """
@@ -80,7 +80,7 @@ class DecomposeOptions:
         return n_pos, self.n_neg or int(math.ceil(n_pos / (num_classes - 1))), False
 
 
-#: The removal caps the authors' scripts use (spec §3.2), by cell, I/O type, mode and model
+#: The removal caps the authors' scripts use (docs/method.md#artifact), by cell, I/O type, mode and model
 #: depth (RNN-k). Use with ``max_remove=paper_script_max_remove(...)``.
 _LSTM_SCRIPT = {
     ("one_to_one", "rolled"): {1: 0.20, 2: 0.10, 3: 0.10, 4: 0.07},
@@ -102,7 +102,7 @@ def check_module_index(name: str, value, num_modules: int) -> int:
 
 
 def paper_script_max_remove(cell: str, io: str, mode: str, layers: int) -> float:
-    """The ``max_remove`` the paper's script uses for this model (spec §3.2); 0.05 elsewhere."""
+    """The ``max_remove`` the paper's script uses for this model (docs/method.md#artifact); 0.05 elsewhere."""
     if cell == "lstm":
         table = _LSTM_SCRIPT.get((io, mode))
         if table is not None:
@@ -126,7 +126,7 @@ class Decomposition:
         steps (the decoder's for encoder-decoder).
       head_class: int32 ``[C]``, the class ``p`` each module answers for; its channelled head
         scores ``sigmoid(z_p - z_q)`` with ``z_q`` the mean of the other classes' logits
-        (spec §2.5). Encoder-decoder modules are not channelled.
+        (docs/method.md#channelling). Encoder-decoder modules are not channelled.
       has_positives: bool ``[C, M]`` (``M = 1`` rolled, ``T`` unrolled): whether the class had
         both positive and negative examples there; where not, the module keeps every unit.
       config: the model's config (static).

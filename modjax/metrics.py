@@ -78,7 +78,7 @@ def _ji(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def jaccard_paper(decomp: Decomposition, params) -> np.ndarray:
-    """The paper's Jaccard index per module (spec §8.3), ``[C]``.
+    """The paper's Jaccard index per module (docs/method.md#metrics), ``[C]``.
 
     Value sets over the *input kernels*: every decomposed recurrent layer's ``kernel`` and the
     output ``dense`` kernel. ``JI = |B ∩ set(A)| / (|A| + |B| - |B ∩ set(A)|)`` where ``A`` is
