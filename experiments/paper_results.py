@@ -1,6 +1,6 @@
 """The paper's published Table II (RQ1): δ = composed − monolithic accuracy, and the avg. JI.
 
-The numbers live in ``table2_delta.csv`` (transcribed from the paper, spec §9.2), one row per
+The numbers live in ``table2_delta.csv`` (transcribed from the paper's Table II), one row per
 I/O type × dataset × mode, one column per model (``lstm-1`` … ``vanilla-4``) plus ``avg_ji``.
 δ is in percentage points (BLEU-1 points for Tatoeba); ``N/A`` cells (1:1 unrolled) read as
 ``None``.

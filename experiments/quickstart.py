@@ -2,6 +2,7 @@
 
     python -m experiments.quickstart                      # LSTM, many-to-one, rolled
     python -m experiments.quickstart --io=many_to_many --mode=unrolled --cell=gru
+    python -m experiments.quickstart --out=runs/quickstart   # also save the model
 """
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ def define_flags():
     flags.DEFINE_integer("units", 64, "Units per recurrent layer.")
     flags.DEFINE_integer("epochs", 10, "Training epochs.")
     flags.DEFINE_integer("seed", 0, "Seed for data, initialisation and shuffling.")
+    flags.DEFINE_string("out", None, "Also save the trained model to this checkpoint directory "
+                        "(python -m modjax decompose --model=DIR reads it).")
+    flags.DEFINE_integer("n_train", 4000, "Training examples of the synthetic task.")
+    flags.DEFINE_integer("n_test", 1000, "Test examples of the synthetic task.")
     flags.DEFINE_enum("mode", None, ["rolled", "unrolled"],
                       "Decomposition mode (default: rolled for one-output, unrolled for many-output).")
     flags.DEFINE_float("max_remove", 0.05, "Removal cap per layer.")
@@ -40,11 +45,14 @@ def main(argv):
     from modjax.train import fit, predict
 
     t_all = time.perf_counter()
-    data = load_synthetic(FLAGS.io, seed=FLAGS.seed)
+    data = load_synthetic(FLAGS.io, seed=FLAGS.seed, n_train=FLAGS.n_train,
+                          n_test=FLAGS.n_test)
     many = FLAGS.io in ("one_to_many", "many_to_many")
     mode = FLAGS.mode or ("unrolled" if many else "rolled")
-    print(f"modjax quickstart on {jax.default_backend().upper()}: {FLAGS.cell.upper()}-"
-          f"{FLAGS.layers} ({FLAGS.units} units), synthetic {FLAGS.io} task, "
+    cell = {"simple": "RNN", "lstm": "LSTM", "gru": "GRU"}[FLAGS.cell]  # RNN-1 = vanilla
+    print(f"modjax quickstart on {jax.default_backend().upper()}: {cell}-"
+          f"{FLAGS.layers} ({'vanilla, ' if FLAGS.cell == 'simple' else ''}{FLAGS.units} units), "
+          f"synthetic {FLAGS.io} task, "
           f"{len(data.x_train)} train / {len(data.x_test)} test, {data.num_classes} classes")
     config = config_for(data, cell=FLAGS.cell, layers=FLAGS.layers, units=FLAGS.units,
                         embed_dim=32)
@@ -52,6 +60,10 @@ def main(argv):
     params, hist = fit(config, data, epochs=FLAGS.epochs, batch_size=32, learning_rate=3e-3,
                        seed=FLAGS.seed, progress=False, validate=False)
     t_train = time.perf_counter() - t0
+    if FLAGS.out:
+        from modjax.checkpoint import save_model
+
+        save_model(FLAGS.out, config, params)
 
     t0 = time.perf_counter()
     decomp = decompose(params, data, model=config, mode=mode, max_remove=FLAGS.max_remove,
@@ -76,7 +88,7 @@ def main(argv):
 
     rows = [("monolithic accuracy", metrics.accuracy(mono, y)),
             ("composed accuracy", metrics.accuracy(pred, y))]
-    if many:
+    if many and metrics.has_padding_class(data.class_names):
         rows += [("monolithic accuracy (no padding)", metrics.accuracy(mono, y,
                                                                       ignore_padding=True)),
                  ("composed accuracy (no padding)", metrics.accuracy(pred, y,
@@ -90,10 +102,27 @@ def main(argv):
     w = max(len(r[0]) for r in rows)
     for name, val in rows:
         print(f"  {name:<{w}}  {val:.4f}")
-    print(f"\n  {'class':<14}{'units kept/layer':>18}{'retention':>11}{'Jaccard':>9}")
+    # What differs between modules: which units each removes, and how many of those no
+    # other module removes (kept counts alone look alike when every module hits the cap).
+    removed = ~np.asarray(decomp.unit_keep(), bool).reshape(len(decomp.class_names), -1)
+    others = removed.sum(0)[None, :] - removed
+    unique = (removed & (others == 0)).sum(1)
+    ov = metrics.overlap(decomp)
+    off = ov[~np.eye(len(ov), dtype=bool)]
+    print(f"\n  {'class':<14}{'units kept/layer':>18}{'retention':>11}{'Jaccard':>9}"
+          f"{'unique':>8}  removed units{' (layer:unit)' if FLAGS.layers > 1 else ''}")
+    H = FLAGS.units
     for c, name in enumerate(decomp.class_names):
         ks = "/".join(f"{k:.0f}" for k in kept[c])
-        print(f"  {name:<14}{ks + ' of ' + str(FLAGS.units):>18}{ret[c]:>11.3f}{ji[c]:>9.3f}")
+        idx = np.nonzero(removed[c])[0]
+        if decomp.unrolled:
+            units = f"{len(idx)} (layer, step, unit) triples"
+        else:
+            units = " ".join(f"{i // H}:{i % H}" if FLAGS.layers > 1 else str(i) for i in idx)
+        print(f"  {name:<14}{ks + ' of ' + str(FLAGS.units):>18}{ret[c]:>11.3f}{ji[c]:>9.3f}"
+              f"{unique[c]:>8}  {units}")
+    print(f"\n  unique: removed units no other module removes; mean pairwise overlap of kept "
+          f"units {off.mean():.3f} (1 = identical modules)")
     print(f"\n  mean Jaccard {ji.mean():.3f}, mean retention {ret.mean():.3f}; "
           f"total {time.perf_counter() - t_all:.0f}s")
 

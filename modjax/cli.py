@@ -1,10 +1,16 @@
-"""modjax command line: decompose a trained RNN into per-class modules and report on them.
+"""modjax command line: train an RNN, decompose it into per-class modules, report on them.
 
 Usage:
 
+  python -m modjax train --data=SPEC --cell=lstm --layers=1 --units=64 --out=DIR [options]
   python -m modjax decompose --model=PATH --data=SPEC --out=DIR [options]
+  python -m modjax SUBCOMMAND --help     # that subcommand's flags
 
 Subcommands:
+
+  train       Train a model on the train split of SPEC (Adam, cross-entropy) and save a modjax
+              checkpoint directory (DIR/format.json, config.json, params.msgpack, train.json)
+              that decompose --model=DIR reads. Warns when the test accuracy is near chance.
 
   decompose   Decompose a trained model (a modjax checkpoint directory or a Keras .h5) on the
               train split of SPEC, compose the modules, compare them with the monolithic model
@@ -23,8 +29,9 @@ Subcommands:
 
 Example:
 
-  python -m modjax decompose --model=ckpt/ --data=synthetic:many_to_many --mode=unrolled \\
-      --out=runs/tagger
+  python -m modjax train --data=synthetic:many_to_many --units=32 --out=runs/tagger_ckpt
+  python -m modjax decompose --model=runs/tagger_ckpt --data=synthetic:many_to_many \\
+      --out=runs/tagger_report
 """
 from __future__ import annotations
 
@@ -41,7 +48,7 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 
-SUBCOMMANDS = ("decompose",)
+SUBCOMMANDS = ("decompose", "train")
 _IOS = ("one_to_one", "many_to_one", "one_to_many", "many_to_many", "encoder_decoder")
 
 
@@ -101,6 +108,10 @@ def define_flags() -> None:
                      lower_bound=1)
     d.DEFINE_integer("synthetic_seed", 0, "synthetic:<io>: generator seed.")
     d.DEFINE_boolean("progress", True, "Print progress messages to stderr.")
+    from modjax import cli_common, cli_train
+
+    cli_train.define_flags()
+    cli_common.define_flags()
 
 
 #: Datasets tokenised with a vocabulary shared with another one, as the paper's "combined"
@@ -161,8 +172,8 @@ def load_model_arg(path: str, in_len=None, data_in_len=None):
     except ValueError as e:
         raise CLIError(f"--model: cannot import {path!r} as a Keras .h5 model: "
                        f"{_one_line(e)}") from None
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    for msg in dict.fromkeys(str(w.message) for w in caught):  # a retry warns again
+        print(f"warning: {msg}", file=sys.stderr)
     return config, params, "Keras .h5"
 
 
@@ -334,7 +345,9 @@ def _options(config):
 
 
 def _describe_model(config) -> str:
-    return (f"{config.cell.upper()}-{config.layers} ({config.units} units) {config.io}, "
+    name = {"simple": "RNN", "lstm": "LSTM", "gru": "GRU"}.get(config.cell, config.cell.upper())
+    kind = f"vanilla {config.activation}, " if config.cell == "simple" else ""
+    return (f"{name}-{config.layers} ({kind}{config.units} units) {config.io}, "
             f"vocab {config.vocab_size}, in_len {config.in_len}, forward {config.forward}")
 
 
@@ -480,14 +493,20 @@ def cmd_decompose() -> int:
         label = f"({eval_split}, {len(x)} examples)"
         acc_rows.append((f"monolithic accuracy {label}", f"{a_m:.4f}"))
         acc_rows.append((f"composed accuracy {label}", f"{a_c:.4f} ({_pp(a_c, a_m)})"))
-        if config.many_output:
+        from modjax.cli_common import untrained_warning
+
+        weak = untrained_warning(FLAGS.model, a_m, metrics.chance_accuracy(y, C))
+        if weak:
+            notes.append(weak)
+            print(f"warning: {weak}", file=sys.stderr)
+        if config.many_output and metrics.has_padding_class(class_names):
             b_m = metrics.accuracy(mono, y, ignore_padding=True)
             b_c = metrics.accuracy(pred, y, ignore_padding=True)
             acc_rows.append(("monolithic accuracy (no padding)", f"{b_m:.4f}"))
             acc_rows.append(("composed accuracy (no padding)", f"{b_c:.4f} ({_pp(b_c, b_m)})"))
             notes.append("many-output accuracy counts every (example, step) position, padding "
                          "(label 0) included, as the paper does; '(no padding)' counts label "
-                         "!= 0 only")
+                         "!= 0 only (docs/method.md#metrics)")
         agree = float(np.mean(pred == mono))
         acc_rows.append(("composed/monolithic agreement", f"{agree:.4f}"))
     summary.rows += acc_rows
@@ -519,11 +538,11 @@ def cmd_decompose() -> int:
     report.overlap_plot(ov, class_names, os.path.join(out, "overlap.png"),
                         title=f"{model_name}: pairwise module overlap (kept units)")
 
-    opts_rows = [[k, f"`{v}`"] for k, v in dataclasses.asdict(resolved).items()]
+    used = {**dataclasses.asdict(resolved), "n_pos": n_pos, "n_neg": n_neg}  # not None
+    opts_rows = [[k, f"`{v}`" + (" per other class" if k == "n_neg" and per_class else "")]
+                 for k, v in used.items()]
     opts_rows.insert(1, ["(mode chosen by)", mode_origin])
-    opts_rows += [["n_pos (resolved)", str(n_pos)],
-                  ["n_neg (resolved)", f"{n_neg}" + (" per other class" if per_class else "")],
-                  ["preset", f"`{FLAGS.preset}`" if FLAGS.preset else "none"]]
+    opts_rows += [["preset", f"`{FLAGS.preset}`" if FLAGS.preset else "none"]]
     cfg_rows = [[k, f"`{v}`"] for k, v in dataclasses.asdict(config).items()]
     data_rows = [["--data", f"`{FLAGS.data}`"], ["name", data.name], ["io", data.io],
                  ["train examples (decomposition)", str(len(data.x_train))],
@@ -562,15 +581,20 @@ def cmd_decompose() -> int:
     return 0
 
 
-_COMMANDS = {"decompose": cmd_decompose}
+def _cmd_train() -> int:
+    from modjax.cli_train import cmd_train
+
+    return cmd_train()
+
+
+_COMMANDS = {"decompose": cmd_decompose, "train": _cmd_train}
 
 
 def main(argv) -> None:
     """absl main: ``argv[1]`` is the subcommand."""
-    from absl import logging
+    from modjax.cli_common import prepare_runtime
 
-    if not FLAGS["verbosity"].present:  # keep JAX's INFO chatter (TPU probing) off stderr
-        logging.set_verbosity(logging.WARNING)
+    prepare_runtime()  # compilation cache, quiet JAX backend probing, warnings once
     args = list(argv[1:])
     if not args:
         _fail(f"missing subcommand; one of: {', '.join(SUBCOMMANDS)} "
@@ -595,4 +619,7 @@ def _fail(msg: str, cmd: str = "") -> None:
 def run(argv=None) -> None:
     """Entry point (``python -m modjax``)."""
     define_flags()
+    from modjax.cli_common import maybe_help
+
+    maybe_help(sys.argv if argv is None else argv, __doc__, SUBCOMMANDS)  # exits 0
     app.run(main, argv=argv)

@@ -27,7 +27,7 @@ Array = jax.Array
 
 
 def channel_contrast(logits: Array, p) -> Array:
-    """``z_p - z_q`` with ``z_q`` the mean of the other classes' logits (spec §2.5).
+    """``z_p - z_q`` with ``z_q`` the mean of the other classes' logits (docs/method.md#channelling).
 
     ``logits [..., C]``, ``p`` int (or int array broadcastable to ``logits[..., 0]``) ->
     ``[...]``. Because the head is linear, the mean of the other columns' logits equals the
@@ -41,7 +41,7 @@ def channel_contrast(logits: Array, p) -> Array:
 
 
 def channel_score(logits: Array, p) -> Array:
-    """The module's probability of its class: ``sigmoid(z_p - z_q)`` (spec §2.5)."""
+    """The module's probability of its class: ``sigmoid(z_p - z_q)`` (docs/method.md#channelling)."""
     return jax.nn.sigmoid(channel_contrast(logits, p))
 
 
@@ -49,7 +49,7 @@ def apply_masks(params, decomp: Decomposition, c: int) -> dict:
     """The params of module ``c`` as an ordinary model of the same architecture (rolled).
 
     Masked weights follow :func:`modjax.masks.masks_for` (zeros where the mask is False). The
-    head is channelled explicitly (spec §2.5): column ``p`` of ``dense`` is kept, column ``q``
+    head is channelled explicitly (docs/method.md#channelling): column ``p`` of ``dense`` is kept, column ``q``
     (``0``, or ``1`` when ``p == 0``) is the mean of the other classes' columns (bias too), and
     the other columns are zero. With these params the module's score is
     ``sigmoid(logits[p] - logits[q])`` over the two meaningful logits (not ``channel_score``,

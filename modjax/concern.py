@@ -151,7 +151,7 @@ def removal_count(max_remove: float, H: int) -> int:
 
 
 def select_logistic(d: Array, k: int, tie_ratio: float = 1.1) -> Array:
-    """The paper's removal rule for logistic activations (spec §2.10 ``SELECT``).
+    """The paper's removal rule for logistic activations (docs/method.md#removal).
 
     Units sorted by ``d`` ascending (stable); the first ``k`` with ``d < 0`` are removed; after
     the cap, a unit is also removed if ``d < 0`` and ``d_min / d < tie_ratio`` (a near-tie with

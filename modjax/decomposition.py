@@ -20,7 +20,7 @@ PADDED_STEPS = ("carry", "skip")
 
 @dataclasses.dataclass(frozen=True)
 class DecomposeOptions:
-    """Options of :func:`modjax.decompose`, with the paper's defaults (spec §11.5).
+    """Options of :func:`modjax.decompose`, with the paper's defaults (docs/method.md).
 
     Attributes:
       mode: ``"rolled"`` (one keep vector per layer) or ``"unrolled"`` (one per layer and step).
@@ -42,7 +42,7 @@ class DecomposeOptions:
       tie_ratio: the tie rule's ratio (``d_min / d < tie_ratio``).
       relu_threshold: ReLU models remove units with ``active_pos - active_neg <= threshold``.
       padded_steps: models with ``mask_zero`` (encoder-decoder) hold their state at padded
-        steps. ``"carry"`` (the artifact's: spec §2.6 pools ``h_t`` for every step of every
+        steps. ``"carry"`` (the artifact's, docs/method.md#encoder-decoder: it pools ``h_t`` for every step of every
         sample) observes that held state there too; ``"skip"`` observes real steps only.
         Models without ``mask_zero`` have no padded steps.
       head_rows: which rows of the head (the last recurrent layer's out-edges) a module zeroes:
@@ -110,7 +110,7 @@ class Decomposition:
         steps (the decoder's for encoder-decoder).
       head_class: int32 ``[C]``, the class ``p`` each module answers for; its channelled head
         scores ``sigmoid(z_p - z_q)`` with ``z_q`` the mean of the other classes' logits
-        (spec §2.5). Encoder-decoder modules are not channelled.
+        (docs/method.md#channelling). Encoder-decoder modules are not channelled.
       has_positives: bool ``[C, M]`` (``M = 1`` rolled, ``T`` unrolled): whether the class had
         both positive and negative examples there; where not, the module keeps every unit.
       config: the model's config (static).

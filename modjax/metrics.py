@@ -30,6 +30,28 @@ def accuracy(pred, labels, *, ignore_padding: bool = False) -> float:
     return float((pred == labels).mean())
 
 
+def chance_accuracy(labels, num_classes: int) -> float:
+    """What a model that has learned nothing scores: ``max(1 / C, share of the most frequent
+    label)`` over ``labels [N]`` or ``[N, T]`` (every position, as :func:`accuracy` counts).
+
+    A monolithic accuracy at this level (e.g. 0.17 on six balanced classes) means an untrained
+    or failed model; its modules say nothing about the method.
+    """
+    y = np.asarray(labels).ravel()
+    if not (isinstance(num_classes, (int, np.integer)) and num_classes >= 1):
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if y.size == 0:
+        return 1.0 / num_classes
+    return float(max(1.0 / num_classes, np.bincount(y.astype(np.int64)).max() / y.size))
+
+
+def has_padding_class(class_names) -> bool:
+    """Whether class 0 is a padding label (named ``pad``, ``<pad>`` or ``padding``): only then
+    does :func:`accuracy` with ``ignore_padding=True`` mean "real positions only"."""
+    names = list(class_names)
+    return bool(names) and str(names[0]).strip("<>[] ").lower() in ("pad", "padding")
+
+
 def _step_view(decomp: Decomposition, t: int) -> Decomposition:
     """Step ``t`` of an unrolled decomposition as a rolled one (same params, keep at t)."""
     return decomp.replace(keep=decomp.keep[:, :, t],
@@ -58,7 +80,7 @@ def _ji(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def jaccard_paper(decomp: Decomposition, params) -> np.ndarray:
-    """The paper's Jaccard index per module (spec §8.3), ``[C]``.
+    """The paper's Jaccard index per module (docs/method.md#metrics), ``[C]``.
 
     Value sets over the *input kernels*: every decomposed recurrent layer's ``kernel`` and the
     output ``dense`` kernel. ``JI = I / (|A| + |B| - I)`` where ``A`` is the model's list, ``B``

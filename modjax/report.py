@@ -272,7 +272,7 @@ def keep_heatmap(keep: np.ndarray, class_names: Sequence[str], path: str, *,
     _layer_axis(ax, L, H)
     ax.set_title(title or "Units kept by each module: fraction of steps (with examples) at "
                  "which each unit is kept", fontsize=11, pad=16 if L > 1 else 6)
-    lo = int(kept_steps.min())
+    lo = kept_scale_floor(kept_steps, H)
     for l in range(L):
         a = fig.add_subplot(gs[1, l])
         data = np.ma.masked_array(kept_steps[:, l].astype(float), mask=~has)
@@ -304,6 +304,16 @@ def keep_heatmap(keep: np.ndarray, class_names: Sequence[str], path: str, *,
                  "every unit there)", fontsize=7)
     save_figure_atomic(fig, path)
     plt.close(fig)
+
+
+def kept_scale_floor(kept_steps: np.ndarray, H: int) -> int:
+    """Lower end of the per-step "units kept" colour scale (the top is ``H``).
+
+    The scale spans at least the top quarter of the units, so a uniform result (every step
+    removing the same few units) reads as the small change it is, not as a full-range contrast.
+    ``kept_steps``: ``[C, L, T]`` units kept per class, layer and step.
+    """
+    return int(min(np.min(kept_steps), np.floor(0.75 * H)))
 
 
 def _hatch(t, c):

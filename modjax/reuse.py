@@ -7,10 +7,10 @@ modules may come from *different* models — another cell type, depth, I/O type 
 models trained on a shared tokenizer). A new problem is a list of :class:`ModuleRef`, each
 naming a module of some decomposition and the label it votes for:
 
-* **inter reuse** (spec §5.2): ``[ModuleRef(d_toxic, p_toxic, 3, label=0),
+* **inter reuse** (docs/method.md#reuse): ``[ModuleRef(d_toxic, p_toxic, 3, label=0),
   ModuleRef(d_math, p_math, 2, label=1)]`` with ``reduce_steps="max"``: a many-output module
   is scored by its most confident step, so it can vote in a one-output problem;
-* **replacement** (spec §5.3, §5.4): :func:`replacement` — every module of a (faulty) model but
+* **replacement** (docs/method.md#reuse): :func:`replacement` — every module of a (faulty) model but
   one, plus another model's module voting for that class.
 
 The modules of one source decomposition run together, in one batched scan

@@ -4,7 +4,7 @@ The key test, :func:`test_three_paths_agree`, runs one module three ways and ask
 to 1e-6 in float64 (``jax.enable_x64``):
 
 * a NumPy float64 reference written here, which builds the DENSE masked matrices of
-  paper_spec §3.1 per layer (and per step): ``W * col``, ``b * col``, ``U * M`` with
+  docs/method.md#masks per layer (and per step): ``W * col``, ``b * col``, ``U * M`` with
   ``M = keep ⊗ col`` ("paper") or ``M = 1 - (1 - keep) ⊗ (1 - col)`` ("code"), the next
   layer's kernel rows of removed units zeroed ("paper" only), the head rows of the last layer's
   removed units zeroed (both), and the channelled score ``sigmoid(z_p - mean_{c != p} z_c)``;
@@ -205,7 +205,7 @@ def test_three_paths_agree(case, io):
                 ref, hidden = ref_scores(cfg, P, x, KEEP_ROLLED[c], c, u_mask)
                 mp = apply_masks(P, decomp, c)
                 z = np.asarray(fwd(cfg, mp, x))
-                # The channelled head holds two meaningful logits, p and q (spec §2.5): the
+                # The channelled head holds two meaningful logits, p and q (docs/method.md#channelling): the
                 # score is the 2-way softmax over them; the other logits are exactly 0.
                 q = 1 if c == 0 else 0
                 assert np.all(np.delete(z, [c, q], axis=-1) == 0.0)

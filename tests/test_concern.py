@@ -22,7 +22,7 @@ def _all(n):
 
 
 # ---------------------------------------------------------------------------------------------
-# select_logistic (spec §2.3.5 / §2.10 SELECT), by hand.
+# select_logistic (docs/method.md#removal), by hand.
 # ---------------------------------------------------------------------------------------------
 
 def test_select_tie_rule_removes_beyond_the_cap():
@@ -67,7 +67,7 @@ def test_select_nothing_negative():
 
 
 def _walk(d, k, tie_ratio):
-    """The SELECT pseudo-code of spec §2.10, as a loop."""
+    """The removal rule of docs/method.md#removal, as a loop."""
     order = np.argsort(d, kind="stable")
     removed = []
     for idx, j in enumerate(order):
@@ -109,7 +109,7 @@ def test_select_is_jittable_and_vmappable():
     (0.10, 100, 10), (0.05, 1024, 52), (0.05, 256, 13), (0.0, 10, 0), (1.0, 10, 10),
     (0.05, 12, 1)])
 def test_removal_count_hand_worked(max_remove, H, k):
-    # spec §3.2: "usually exactly 5 units per layer" at 5% of 100; "52 of 1024 or 13 of 256".
+    # docs/method.md#removal: usually exactly 5 units per layer at 5% of 100; the authors' logs: 52 of 1024 or 13 of 256.
     assert concern.removal_count(max_remove, H) == k
 
 
@@ -120,7 +120,7 @@ def test_removal_count_is_the_artifacts_walk():
 
 
 # ---------------------------------------------------------------------------------------------
-# robust_mean / masked_median (spec §2.3.3).
+# robust_mean / masked_median (docs/method.md#statistics).
 # ---------------------------------------------------------------------------------------------
 
 def _rm(a, valid=None):
@@ -207,7 +207,7 @@ def test_masked_median_matches_numpy_float64():
 
 
 # ---------------------------------------------------------------------------------------------
-# ReLU rule (spec §2.8 "Code") and active rates.
+# ReLU rule (docs/method.md#removal) and active rates.
 # ---------------------------------------------------------------------------------------------
 
 def test_active_rate_hand_worked():

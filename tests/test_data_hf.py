@@ -1,4 +1,6 @@
 """``source="hf"`` paths with a monkeypatched ``datasets.load_dataset`` (never the network)."""
+import os
+
 import datasets
 import numpy as np
 import pytest
@@ -106,3 +108,41 @@ def test_synthetic_source_delegates(name, io):
 
     d = load_dataset(name, source="synthetic", n_train=50, n_test=10)
     assert d.io == io and len(d.x_train) == 50
+
+
+def _write_mathqa(folder):
+    import json
+
+    cats = ["gain", "general", "geometry", "other", "physics", "probability"]
+    os.makedirs(folder / "mathqa", exist_ok=True)
+    for name, n in (("dev.json", 18), ("test.json", 7)):
+        recs = [{"Problem": f"a train of {i} meters runs at {i + 3} km , find NA", "Rationale": "",
+                 "category": cats[(i * 5) % 6]} for i in range(n)]
+        (folder / "mathqa" / name).write_text(json.dumps(recs))
+
+
+def test_hub_path_reads_files_by_url_like_the_local_path(tmp_path):
+    """``source="hf"`` with file URLs (what ``hf://datasets/<repo>/<file>`` is on the hub) goes
+    through the same ``datasets`` code as ``source="local"`` and gives the same task."""
+    _write_mathqa(tmp_path)
+    local = load_mathqa(source="local", path=tmp_path)
+    urls = {"train": (tmp_path / "mathqa" / "dev.json").as_uri(),
+            "test": (tmp_path / "mathqa" / "test.json").as_uri()}
+    assert urls["train"].startswith("file://")
+    hub = load_mathqa(source="hf", hf_repo="json", hf_data_files=urls)
+    for k in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(hub, k), getattr(local, k))
+    assert hub.vocab == local.vocab and local.x_train.shape == (18, 20)
+    # the literal text "NA" stays a word (no NaN), as the json/csv modules would read it
+    assert "na" in local.vocab
+
+    rows = ["id,comment_text,toxic,severe_toxic,obscene,threat,insult,identity_hate"]
+    rows += [f'{i},"line one {i}\nline NA two",{i % 2},0,{i % 3 == 0:d},0,0,0' for i in range(15)]
+    os.makedirs(tmp_path / "toxicity")
+    (tmp_path / "toxicity" / "jigsaw_train_sample.csv").write_text("\n".join(rows) + "\n")
+    local = load_toxic(source="local", path=tmp_path)
+    hub = load_toxic(source="hf", hf_repo="csv", hf_data_files={
+        "train": (tmp_path / "toxicity" / "jigsaw_train_sample.csv").as_uri()})
+    for k in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(hub, k), getattr(local, k))
+    assert local.x_train.shape == (12, 20) and "na" in local.vocab

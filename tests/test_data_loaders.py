@@ -13,13 +13,14 @@ from modjax.data.brown import read_brown
 from modjax.data.clinc import clinc_texts
 from modjax.data.text import clean_clinc, clinc_tokens, shuffle_split_indices
 from modjax.data.universal_tagset import UNIVERSAL_TAGS, map_brown_tag
+from tests.ci import in_ci
 
 
 @pytest.fixture(scope="module")
 def data_dir():
     d = default_data_dir()
     if not os.path.isdir(d):
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"real data folder {d!r} is missing (CI is set, so this is an error)")
         pytest.skip(f"real data folder {d!r} not present")
     return d

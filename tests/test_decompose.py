@@ -1,7 +1,7 @@
 """Tests of :func:`modjax.decompose` (the decomposition issue's acceptance criteria).
 
 The key test, :func:`test_matches_literal_reference`, re-derives every keep vector with a
-deliberately literal float64 implementation of paper_spec §2.2-§2.10: Python loops over
+deliberately literal float64 implementation of docs/method.md (#sampling to #removal): Python loops over
 classes, steps and examples, one forward pass per example, NumPy medians, and the SELECT walk
 exactly as the pseudo-code writes it. The vectorised library must agree bit for bit.
 """
@@ -33,7 +33,7 @@ RELU_THRESHOLD = -0.2
 # ---------------------------------------------------------------------------------------------
 
 def ref_robust_mean(a):
-    """spec §2.3.3 / §2.10 robust_mean of a 1-D float64 array."""
+    """docs/method.md#statistics robust_mean of a 1-D float64 array."""
     med = np.median(a)
     dev = np.abs(a - med)
     mad = np.median(dev)
@@ -43,7 +43,7 @@ def ref_robust_mean(a):
 
 
 def ref_select_logistic(obs_pos, obs_neg, max_remove):
-    """SELECT of spec §2.10, written as the pseudo-code walks it."""
+    """The removal rule of docs/method.md#removal, written as a walk over the sorted units."""
     P = np.abs(np.asarray(obs_pos, np.float64))
     N = np.abs(np.asarray(obs_neg, np.float64))
     H = P.shape[1]
@@ -64,7 +64,7 @@ def ref_select_logistic(obs_pos, obs_neg, max_remove):
 
 
 def ref_select_relu(obs_pos, obs_neg, max_remove, threshold=-0.5):
-    """spec §2.8 "Code": d = active-rate difference; remove d <= -0.5, ascending, capped."""
+    """ReLU rule (docs/method.md#removal): d = active-rate difference; remove d <= -0.5, ascending, capped."""
     P = np.asarray(obs_pos, np.float64)
     N = np.asarray(obs_neg, np.float64)
     H = P.shape[1]
@@ -95,7 +95,7 @@ def first(n, indices, pred):
 
 def literal_keep(config, params64, x, y, *, n_pos, max_remove, mode, rolled_obs,
                  relu_threshold=-0.5):
-    """Keep vectors ``[C, L, H]`` / ``[C, L, T, H]`` by spec §2.10, literally."""
+    """Keep vectors ``[C, L, H]`` / ``[C, L, T, H]`` by docs/method.md#sampling to #removal, literally."""
     C, L, H, T = config.num_classes, config.layers, config.units, config.steps
     n_neg = math.ceil(n_pos / (C - 1))
     relu = config.activation == "relu"
@@ -202,7 +202,7 @@ def test_matches_literal_reference(name, mode, rolled_obs):
 
 def literal_keep_encdec(config, params64, src, dec, concern, num_langs, *, n_pos, n_neg,
                         max_remove, mode, padded_steps):
-    """Decoder keep vectors of an encoder-decoder model by spec §2.2 / §2.6, literally.
+    """Decoder keep vectors of an encoder-decoder model by docs/method.md#sampling / #encoder-decoder, literally.
 
     Positives of language ``l``: the first ``n_pos`` pairs whose concern is ``l``; negatives:
     the first ``n_neg`` pairs of EACH other language. Observations: the decoder's ``h_t`` for

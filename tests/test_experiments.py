@@ -8,12 +8,13 @@ import time
 import pytest
 
 from experiments import paper_results, reproduce, runner, table2_report
+from tests.ci import in_ci
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Skip without the shared paper table, except in CI, where a missing table is a failure.
 needs_table = pytest.mark.skipif(
-    not os.path.isfile(paper_results.default_path()) and not os.environ.get("CI"),
+    not os.path.isfile(paper_results.default_path()) and not in_ci(),
     reason="paper table2_delta.csv not available")
 
 

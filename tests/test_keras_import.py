@@ -14,6 +14,7 @@ from modjax.data.base import default_data_dir
 from modjax.decompose import decompose
 from modjax.keras_import import from_keras_h5
 from modjax.models import apply_model
+from tests.ci import in_ci
 
 REAL = {
     "vanilla_rnn_models/one_to_many/h5/model1.h5":
@@ -31,7 +32,7 @@ REAL = {
 def _real_path(rel):
     path = os.path.join(default_data_dir(), "keras_models", rel)
     if not os.path.isfile(path):
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"shared Keras model {path} is missing")
         pytest.skip(f"shared Keras model {path} is missing")
     return path

@@ -1,6 +1,6 @@
 """Tests of :func:`modjax.masks.masks_for`: keep vectors -> boolean weight masks.
 
-The expected masks are built entry by entry from spec §2.4 / §3.1 / §11.1 (loops over units
+The expected masks are built entry by entry from docs/method.md#masks (loops over units
 and gate columns), independently of the library's ``tile``/outer-product formulation.
 """
 from __future__ import annotations

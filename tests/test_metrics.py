@@ -141,3 +141,16 @@ def test_corpus_bleu_sanity():
     assert corpus_bleu(["x y z"], ["a b c"]) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="same length"):
         corpus_bleu(["a"], ["a", "b"])
+
+
+def test_chance_accuracy_and_padding_class():
+    from modjax.metrics import chance_accuracy, has_padding_class
+
+    y = np.array([[0, 0, 0, 2], [0, 0, 1, 2]])  # label 0 holds 5 of 8 positions
+    assert chance_accuracy(y, 3) == 5 / 8
+    assert chance_accuracy(np.array([0, 1, 2, 3, 4, 5]), 6) == pytest.approx(1 / 6)
+    assert chance_accuracy(np.array([1, 1]), 10) == 1.0
+    with pytest.raises(ValueError, match="num_classes"):
+        chance_accuracy(y, 0)
+    assert has_padding_class(("<pad>", "NOUN")) and has_padding_class(["pad", "clean"])
+    assert not has_padding_class(("no", "yes")) and not has_padding_class(("0", "1"))

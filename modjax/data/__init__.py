@@ -1,17 +1,23 @@
 """The paper's five datasets as :class:`TaskData`, and Keras-compatible text preprocessing.
 
-================  =========  ======================================  ==========================
-name              io         loader                                  local files (``$MODJAX_DATA``)
-================  =========  ======================================  ==========================
-``"mathqa"``      1:1        :func:`load_mathqa`                     ``mathqa/``
-``"clinc"``       M:1        :func:`load_clinc`                      ``clinc/``
-``"toxic"``       1:N        :func:`load_toxic`                      ``toxicity/``
-``"brown"``       M:N        :func:`load_brown`                      ``brown/``
-``"tatoeba"``     enc-dec    :func:`load_tatoeba`                    ``tatoeba/``
-================  =========  ======================================  ==========================
+================  =========  ======================  ==========================  ===========================================================
+name              io         loader                  local files (``$MODJAX_DATA``)  hub id (``source="hf"``)
+================  =========  ======================  ==========================  ===========================================================
+``"mathqa"``      1:1        :func:`load_mathqa`     ``mathqa/`` (json)          ``allenai/math_qa``
+``"clinc"``       M:1        :func:`load_clinc`      ``clinc/`` (csv)            ``clinc/clinc_oos`` (config ``plus``)
+``"toxic"``       1:N        :func:`load_toxic`      ``toxicity/`` (csv)         ``thesofakillers/jigsaw-toxic-comment-classification-challenge``
+``"brown"``       M:N        :func:`load_brown`      ``brown/`` (text)           ``nltk/brown``
+``"tatoeba"``     enc-dec    :func:`load_tatoeba`    ``tatoeba/`` (text)         ``Helsinki-NLP/tatoeba_mt`` (``eng-fra``, ``deu-eng``, ``eng-ita``)
+================  =========  ======================  ==========================  ===========================================================
 
 Every loader takes ``source="local"`` (files under ``path``, default :func:`default_data_dir`),
-``"hf"`` (``datasets.load_dataset``) or ``"synthetic"`` (``modjax.data.synthetic.load_synthetic``).
+``"hf"`` (the hub id above) or ``"synthetic"`` (``modjax.data.synthetic.load_synthetic``).
+Both real sources go through ``datasets``: local files with ``load_dataset("json" | "csv" |
+"text", data_files=...)`` (:func:`modjax.data.text.load_files`), the hub with
+``load_dataset(hub_id)``; the columns are then read by the same code. MathQA and toxic also take
+``hf_data_files=`` (with ``hf_repo="json"`` / ``"csv"``): files by URL (``hf://datasets/...``,
+``https://``, ``file://``) in the local layout. The CLINC ``layout="json"`` variant
+(``data_full.json``) is read with the ``json`` module: its records are lists, not objects.
 """
 from modjax.data.base import TaskData, default_data_dir
 from modjax.data.brown import load_brown

@@ -3,7 +3,9 @@
 Local data (``<data>/brown/``): the NLTK layout (files ``ca01`` ... ``cr09``, one sentence per
 non-empty line, tokens ``word/tag``). Sentences are read in file-id order like
 ``nltk.corpus.brown.tagged_sents(tagset='universal')`` (57,340 sentences) and tags are mapped with
-:func:`modjax.data.universal_tagset.map_brown_tag`.
+:func:`modjax.data.universal_tagset.map_brown_tag`. The files are read through ``datasets``
+(``load_dataset("text", data_files=..., sample_by="document")``). Hub: ``nltk/brown``
+(``source="hf"``, columns ``tokens`` and ``tags``).
 
 Preprocessing (paper): word ``Tokenizer()`` (no cap; pre-tokenised lists are only lower-cased) and
 a tag ``Tokenizer()`` (ids 1..12 by frequency) fitted on all sentences; pre-padding, keep the first
@@ -16,7 +18,7 @@ import os
 import re
 
 from modjax.data.base import TaskData
-from modjax.data.text import check_source, data_folder, hf_load, shuffle_split_indices, synthetic
+from modjax.data.text import check_source, data_folder, hf_load, load_files, shuffle_split_indices, synthetic
 from modjax.data.tokenizer import Tokenizer, pad_sequences
 from modjax.data.universal_tagset import UNIVERSAL_TAGS, map_brown_tag
 
@@ -34,25 +36,29 @@ def read_brown(path=None, raw_tags: bool = False):
     if not files:
         raise ValueError(f"path: no Brown files (ca01 ... cr09) in {folder!r}")
     words, tags, cache = [], [], {}
-    for name in files:
-        with open(os.path.join(folder, name), encoding="utf-8") as f:
-            for line in f:
-                toks = line.split()
-                if not toks:
-                    continue
-                ws, ts = [], []
-                for tok in toks:
-                    cut = tok.rfind("/")
-                    ws.append(tok[:cut])
-                    t = tok[cut + 1:]
-                    if not raw_tags:
-                        u = cache.get(t)
-                        if u is None:
-                            u = cache[t] = map_brown_tag(t)
-                        t = u
-                    ts.append(t)
-                words.append(ws)
-                tags.append(ts)
+    # one ``datasets`` call, one row per file (in the order given): the files' whole text
+    texts = load_files("text", [os.path.join(folder, name) for name in files],
+                       sample_by="document", keep_linebreaks=True)["text"]
+    if len(texts) != len(files):
+        raise ValueError(f"path: expected {len(files)} Brown files to read, got {len(texts)}")
+    for text in texts:
+        for line in text.split("\n"):
+            toks = line.split()
+            if not toks:
+                continue
+            ws, ts = [], []
+            for tok in toks:
+                cut = tok.rfind("/")
+                ws.append(tok[:cut])
+                t = tok[cut + 1:]
+                if not raw_tags:
+                    u = cache.get(t)
+                    if u is None:
+                        u = cache[t] = map_brown_tag(t)
+                    t = u
+                ts.append(t)
+            words.append(ws)
+            tags.append(ts)
     return words, tags
 
 

@@ -9,6 +9,9 @@ Local data (``<data>/clinc/``), two layouts:
 * ``layout="json"``: the original ``data_full.json`` + ``domains.json`` (records in file order;
   domains numbered in TFDS's order; with ``num_classes=150`` intents are numbered alphabetically).
 
+The TFDS files are read through ``datasets`` (``load_dataset("csv", data_files=...)``). Hub:
+``clinc/clinc_oos`` (config ``plus``; ``source="hf"``), with the domain map from ``domains.json``.
+
 Only in-scope records are used (15,000 train / 4,500 test). ``num_classes=150`` predicts the intent
 instead of the domain.
 
@@ -18,7 +21,6 @@ pre-padding, keep the first 15 tokens. The TFDS layout gives 5,530 words (``voca
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -27,7 +29,7 @@ from typing import Optional
 import numpy as np
 
 from modjax.data.base import TaskData
-from modjax.data.text import check_source, clinc_tokens, data_folder, hf_load, synthetic
+from modjax.data.text import check_source, clinc_tokens, data_folder, hf_load, load_files, synthetic
 from modjax.data.tokenizer import Tokenizer, pad_sequences
 
 DOMAINS = ("banking", "credit_cards", "kitchen_and_dining", "home", "auto_and_commute", "travel", "utility",
@@ -41,8 +43,9 @@ def tfds_order(split: str, n: int) -> list:
 
 
 def _read_tfds(folder, split):
-    with open(os.path.join(folder, "tfds", split + ".csv"), encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    # every field as the file's text (as the csv module reads it), through ``datasets``
+    rows = load_files("csv", os.path.join(folder, "tfds", split + ".csv"), na_filter=False,
+                      converters={k: str for k in ("text", "intent_name", "domain_name")}).to_list()
     return [rows[i] for i in tfds_order(split, len(rows))]
 
 

@@ -1,6 +1,8 @@
 """MathQA, one-to-one: problem text (20 token ids) -> one of 6 categories.
 
-Local data (``<data>/mathqa/``): the original MathQA ``dev.json`` and ``test.json`` (``.xz`` allowed).
+Local data (``<data>/mathqa/``): the original MathQA ``dev.json`` and ``test.json`` (``.xz`` allowed),
+read through ``datasets`` (``load_dataset("json", data_files=...)``, :func:`modjax.data.text.load_files`).
+Hub: ``allenai/math_qa`` (``source="hf"``), the same columns.
 The train split (29,837 problems) is not available locally, so by default the model is **trained on
 dev (4,475 problems) and evaluated on test (2,985)**; pass ``train_file=`` to use a real
 ``train.json``. The paper used TFDS ``math_qa`` train/test.
@@ -10,24 +12,26 @@ then the test texts; pre-padding, keep the first 20 tokens (``truncating="post"`
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional
 
 import numpy as np
 
 from modjax.data.base import TaskData
-from modjax.data.text import check_source, data_folder, find_file, hf_load, open_text, synthetic
+from modjax.data.text import check_source, data_folder, find_file, hf_load, load_files, synthetic
 from modjax.data.tokenizer import Tokenizer, pad_sequences
 
 CLASS_NAMES = ("gain", "general", "geometry", "other", "physics", "probability")
 HF_REPO = "allenai/math_qa"
 
 
+def _columns(ds):
+    """``(problems, categories)`` of a ``datasets.Dataset`` with MathQA's columns (local or hub)."""
+    return list(ds["Problem"]), list(ds["category"])
+
+
 def _read_json(path):
-    with open_text(path) as f:
-        recs = json.load(f)
-    return [r["Problem"] for r in recs], [r["category"] for r in recs]
+    return _columns(load_files("json", path))
 
 
 def _labels(cats, where):
@@ -38,8 +42,14 @@ def _labels(cats, where):
     return np.asarray([idx[c] for c in cats], dtype=np.int32)
 
 
-def mathqa_texts(source="local", path=None, *, train_file: Optional[str] = None, hf_repo: str = HF_REPO):
-    """Raw MathQA: ``(train_texts, y_train, test_texts, y_test, notes)``; labels index :data:`CLASS_NAMES`."""
+def mathqa_texts(source="local", path=None, *, train_file: Optional[str] = None, hf_repo: str = HF_REPO,
+                 hf_data_files=None):
+    """Raw MathQA: ``(train_texts, y_train, test_texts, y_test, notes)``; labels index :data:`CLASS_NAMES`.
+
+    ``source="hf"`` reads ``hf_repo`` (default :data:`HF_REPO`); ``hf_data_files`` (a
+    ``{"train": url, "test": url}`` mapping, e.g. ``hf://datasets/<repo>/<file>`` or ``file://``
+    URLs of MathQA json files, with ``hf_repo="json"``) reads those files instead.
+    """
     check_source(source)
     if source == "local":
         folder = data_folder(path, "mathqa")
@@ -51,9 +61,9 @@ def mathqa_texts(source="local", path=None, *, train_file: Optional[str] = None,
         notes = ("train = MathQA dev (train split not available)" if train_file is None
                  else f"train = {os.path.basename(tr_path)}") + "; test = MathQA test"
     elif source == "hf":
-        ds = hf_load(hf_repo)
-        xtr, ctr = list(ds["train"]["Problem"]), list(ds["train"]["category"])
-        xte, cte = list(ds["test"]["Problem"]), list(ds["test"]["category"])
+        ds = hf_load(hf_repo, data_files=hf_data_files) if hf_data_files else hf_load(hf_repo)
+        xtr, ctr = _columns(ds["train"])
+        xte, cte = _columns(ds["test"])
         notes = f"from Hugging Face {hf_repo} train/test"
     else:
         raise ValueError("source='synthetic' has no texts")
@@ -62,7 +72,7 @@ def mathqa_texts(source="local", path=None, *, train_file: Optional[str] = None,
 
 def load_mathqa(source: str = "local", path=None, *, max_len: int = 20, num_words: int = 5000,
                 oov_token: str = "<OOV>", train_file: Optional[str] = None, hf_repo: str = HF_REPO,
-                **synthetic_kwargs) -> TaskData:
+                hf_data_files=None, **synthetic_kwargs) -> TaskData:
     """MathQA as :class:`TaskData` (io ``one_to_one``).
 
     Returns ``x_*`` int32 ``[N, max_len]`` (ids < ``num_words``, 1 = OOV) and ``y_*`` int32 ``[N]``
@@ -72,7 +82,8 @@ def load_mathqa(source: str = "local", path=None, *, max_len: int = 20, num_word
     check_source(source)
     if source == "synthetic":
         return synthetic("one_to_one", **synthetic_kwargs)
-    xtr, ytr, xte, yte, notes = mathqa_texts(source, path, train_file=train_file, hf_repo=hf_repo)
+    xtr, ytr, xte, yte, notes = mathqa_texts(source, path, train_file=train_file, hf_repo=hf_repo,
+                                             hf_data_files=hf_data_files)
     tok = Tokenizer(num_words=num_words, oov_token=oov_token)
     tok.fit_on_texts(xtr)
     tok.fit_on_texts(xte)

@@ -2,7 +2,7 @@
 
 Modules from two models can only be mixed if both models read the same ids. The paper fitted two
 tokenizers on the same corpora in different orders, so tied words got different ids in the two
-models (spec §3.4). Here a single :class:`~modjax.data.tokenizer.Tokenizer` is fitted once, in a
+models (docs/method.md#reuse). Here a single :class:`~modjax.data.tokenizer.Tokenizer` is fitted once, in a
 documented order -- first dataset train, first dataset test, second dataset train, second dataset
 test -- and both datasets are encoded with it. Word-frequency ties therefore go to the word seen
 first in that order.

@@ -1,7 +1,9 @@
 """Tatoeba translation, encoder-decoder: English (20 ids) -> French/German/Italian (21 ids).
 
 Local data (``<data>/tatoeba/``): ``en_train.txt``, ``fr_train.txt``, ``de_train.txt``,
-``it_train.txt`` (50,744 line-aligned sentences). Each English line gives one pair per target
+``it_train.txt`` (50,744 line-aligned sentences), read through ``datasets``
+(``load_dataset("text", data_files=..., sample_by="document")``). Hub:
+``Helsinki-NLP/tatoeba_mt`` (``source="hf"``, configs ``eng-fra``, ``deu-eng``, ``eng-ita``). Each English line gives one pair per target
 language (152,232 pairs), the target wrapped as ``[start<l>] ... [end<l>]``.
 
 Split (paper): the pairs are shuffled with Python's ``random.seed(19); random.shuffle(pairs)`` and
@@ -29,7 +31,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from modjax.data.base import TaskData
-from modjax.data.text import check_source, data_folder, hf_load, synthetic
+from modjax.data.text import check_source, data_folder, hf_load, read_text_file, synthetic
 from modjax.data.tokenizer import TextVectorization, standardize_keep_brackets
 
 TARGETS = ("fr", "de", "it")
@@ -40,8 +42,9 @@ HF_CONFIGS = {"fr": "eng-fra", "de": "deu-eng", "it": "eng-ita"}
 def _read_lines(path: str) -> List[str]:
     if not os.path.isfile(path):
         raise ValueError(f"path: expected the file {path!r}")
-    with open(path, encoding="utf-8", newline="") as f:
-        return f.read().split("\n")  # like the paper: a final newline leaves one empty string
+    # through ``datasets`` (the whole file as one row); like the paper's reader, a final
+    # newline leaves one empty string
+    return read_text_file(path).split("\n")
 
 
 def make_pairs(source_lines: Sequence[str], targets: Dict[str, Sequence[str]]):

@@ -151,6 +151,34 @@ def hf_load(repo: str, *args, **kwargs):
     return datasets.load_dataset(repo, *args, **kwargs)
 
 
+def load_files(kind: str, data_files, **kwargs):
+    """Rows of data files through ``datasets``: ``load_dataset(kind, data_files=..., split="train")``.
+
+    ``kind`` is a packaged builder (``"json"``, ``"csv"``, ``"text"``); ``data_files`` a path, a
+    URL (``file://``, ``https://``, ``hf://datasets/<repo>/<file>``) or a list of them, read in
+    order; ``.xz`` files are decompressed. Every local loader reads its files here, through the
+    same :func:`hf_load` as the hub loaders, so the offline tests exercise the hub's code path;
+    only where the files come from differs. Returns a ``datasets.Dataset``.
+    """
+    if kind not in ("json", "csv", "text"):
+        raise ValueError(f"kind must be 'json', 'csv' or 'text', got {kind!r}")
+    import datasets
+
+    was_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # a loader's internals, not the user's progress
+    try:
+        return hf_load(kind, data_files=data_files, split="train", **kwargs)
+    finally:
+        if was_on:
+            datasets.enable_progress_bars()
+
+
+def read_text_file(path: str) -> str:
+    """The whole of one text file (``.xz`` allowed) as one string, through :func:`load_files`."""
+    ds = load_files("text", path, sample_by="document", keep_linebreaks=True)
+    return "".join(ds["text"])
+
+
 def synthetic(io: str, **kwargs):
     """Delegate to ``modjax.data.synthetic.load_synthetic(io, **kwargs)`` (imported lazily)."""
     from modjax.data.synthetic import load_synthetic

@@ -1,7 +1,9 @@
 """Wikipedia toxic comments (Jigsaw), one-to-many: comment (20 ids) -> 6-step label sequence.
 
 Local data (``<data>/toxicity/jigsaw_train_sample.csv[.xz]``): a real 40,184-row sample of Kaggle's
-``train.csv``. The Kaggle test labels are not available, so the sample is split 80/20 with
+``train.csv``, read through ``datasets`` (``load_dataset("csv", data_files=...)``). Hub:
+``thesofakillers/jigsaw-toxic-comment-classification-challenge`` (``source="hf"``), the same
+columns. The Kaggle test labels are not available, so the sample is split 80/20 with
 ``sklearn.train_test_split(test_size=0.2, random_state=seed)`` semantics (default ``seed=4``,
 re-implemented, see :func:`modjax.data.text.shuffle_split_indices`). A full ``train.csv`` plus
 ``test_cleaned.csv`` (rows with ``-1`` labels dropped) in the same folder are used instead when
@@ -13,13 +15,12 @@ oov_token="<OOV>")`` fitted on train then test; pre-padding, keep the first 20 t
 """
 from __future__ import annotations
 
-import csv
 import os
 
 import numpy as np
 
 from modjax.data.base import TaskData
-from modjax.data.text import (check_source, data_folder, hf_load, open_text, shuffle_split_indices,
+from modjax.data.text import (check_source, data_folder, hf_load, load_files, shuffle_split_indices,
                               synthetic)
 from modjax.data.tokenizer import Tokenizer, pad_sequences
 
@@ -28,12 +29,16 @@ CLASS_NAMES = ("pad", "clean") + LABELS
 HF_REPO = "thesofakillers/jigsaw-toxic-comment-classification-challenge"
 
 
-def _read_csv(path):
-    with open_text(path) as f:
-        rows = list(csv.DictReader(f))
-    texts = [r["comment_text"] for r in rows]
-    labels = np.asarray([[int(r[k]) for k in LABELS] for r in rows], dtype=np.int64)
+def _columns(ds):
+    """``(texts, labels [N, 6] int64)`` of a ``datasets.Dataset`` with Kaggle's columns."""
+    texts = list(ds["comment_text"])
+    labels = np.stack([np.asarray(ds[k], dtype=np.int64) for k in LABELS], 1)
     return texts, labels
+
+
+def _read_csv(path):
+    # every field as the file's text (no "NA" -> NaN), as the csv module reads it
+    return _columns(load_files("csv", path, na_filter=False, converters={"comment_text": str}))
 
 
 def label_sequences(labels: np.ndarray, out_len: int = 6) -> np.ndarray:
@@ -45,8 +50,13 @@ def label_sequences(labels: np.ndarray, out_len: int = 6) -> np.ndarray:
     return pad_sequences(seqs, maxlen=out_len, padding="pre", truncating="post")
 
 
-def toxic_texts(source="local", path=None, *, test_size: float = 0.2, seed: int = 4, hf_repo: str = HF_REPO):
-    """Raw toxic data: ``(train_texts, train_labels[N,6], test_texts, test_labels[M,6], notes)``."""
+def toxic_texts(source="local", path=None, *, test_size: float = 0.2, seed: int = 4, hf_repo: str = HF_REPO,
+                hf_data_files=None):
+    """Raw toxic data: ``(train_texts, train_labels[N,6], test_texts, test_labels[M,6], notes)``.
+
+    ``hf_data_files`` (with ``hf_repo="csv"``): ``{"train": url[, "test": url]}`` of Kaggle-format
+    csv files (``hf://datasets/...`` or ``file://`` URLs) instead of the repo's own files.
+    """
     check_source(source)
     if source == "local":
         folder = data_folder(path, "toxicity")
@@ -64,17 +74,14 @@ def toxic_texts(source="local", path=None, *, test_size: float = 0.2, seed: int 
         texts, labels = _read_csv(sample)
         notes = f"40,184-row sample split {1 - test_size:.0%}/{test_size:.0%} (random_state={seed})"
     elif source == "hf":
-        ds = hf_load(hf_repo)
+        ds = hf_load(hf_repo, data_files=hf_data_files) if hf_data_files else hf_load(hf_repo)
         if "test" in ds:
-            tr, te = ds["train"], ds["test"]
-            ltr = np.stack([np.asarray(tr[k]) for k in LABELS], 1)
-            lte = np.stack([np.asarray(te[k]) for k in LABELS], 1)
+            xtr, ltr = _columns(ds["train"])
+            xte, lte = _columns(ds["test"])
             keep = (lte >= 0).all(1)
-            xte = [t for t, k in zip(te["comment_text"], keep) if k]
-            return list(tr["comment_text"]), ltr, xte, lte[keep], f"from Hugging Face {hf_repo}"
-        tr = ds["train"]
-        texts = list(tr["comment_text"])
-        labels = np.stack([np.asarray(tr[k]) for k in LABELS], 1)
+            xte = [t for t, k in zip(xte, keep) if k]
+            return xtr, ltr, xte, lte[keep], f"from Hugging Face {hf_repo}"
+        texts, labels = _columns(ds["train"])
         notes = f"from Hugging Face {hf_repo} train, split {1 - test_size:.0%}/{test_size:.0%} (random_state={seed})"
     else:
         raise ValueError("source='synthetic' has no texts")
@@ -84,7 +91,7 @@ def toxic_texts(source="local", path=None, *, test_size: float = 0.2, seed: int 
 
 def load_toxic(source: str = "local", path=None, *, max_len: int = 20, out_len: int = 6, num_words: int = 2000,
                oov_token: str = "<OOV>", test_size: float = 0.2, seed: int = 4, hf_repo: str = HF_REPO,
-               **synthetic_kwargs) -> TaskData:
+               hf_data_files=None, **synthetic_kwargs) -> TaskData:
     """Toxic comments as :class:`TaskData` (io ``one_to_many``).
 
     Returns ``x_*`` int32 ``[N, max_len]`` and ``y_*`` int32 ``[N, out_len]`` with values in 0..7
@@ -94,7 +101,8 @@ def load_toxic(source: str = "local", path=None, *, max_len: int = 20, out_len: 
     check_source(source)
     if source == "synthetic":
         return synthetic("one_to_many", **synthetic_kwargs)
-    xtr, ltr, xte, lte, notes = toxic_texts(source, path, test_size=test_size, seed=seed, hf_repo=hf_repo)
+    xtr, ltr, xte, lte, notes = toxic_texts(source, path, test_size=test_size, seed=seed, hf_repo=hf_repo,
+                                            hf_data_files=hf_data_files)
     tok = Tokenizer(num_words=num_words, oov_token=oov_token)
     tok.fit_on_texts(xtr)
     tok.fit_on_texts(xte)
