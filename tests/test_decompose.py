@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from modjax.decompose import check_params, decompose, prepare_data, sample_union, trace
-from modjax.decomposition import Decomposition, DecomposeOptions, PRESETS
+from modjax.decomposition import Decomposition, DecomposeOptions
+from modjax.presets import preset_options
 from modjax.models import ModelConfig, apply_model, init_params
 
 from tests.trained_models import decomposed, k_of, trained
@@ -504,7 +505,8 @@ def test_unknown_preset(m2o):
 
 def test_preset_sets_options_and_explicit_options_win(m2o):
     config, params, data = m2o
-    assert PRESETS["paper_text"]["max_remove"] == 0.2
+    assert preset_options("paper_text", cell=config.cell, io=config.io, mode="rolled",
+                          layers=config.layers)["max_remove"] == 0.2
     a = decompose(params, (data.x_train, data.y_train), model=config, preset="paper_text",
                   n_pos=100)
     assert a.options.max_remove == 0.2
