@@ -141,3 +141,20 @@ def test_corpus_bleu_sanity():
     assert corpus_bleu(["x y z"], ["a b c"]) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="same length"):
         corpus_bleu(["a"], ["a", "b"])
+
+
+def test_jaccard_paper_counts_distinct_shared_values():
+    """Weights with a repeated value: the intersection counts distinct values,
+    ``len(set(A) & set(B))``, as the artifact computes it; |A| and |B| count every entry.
+
+    The recurrent kernel holds one value six times (1.25); the dense kernel 9 distinct values.
+    A = 15 entries, 10 distinct values. Module 1 (nothing removed): B keeps the six 1.25s and
+    dense column 1 -> shared distinct values {1.25, 3 dense} = 4: JI = 4 / (15 + 15 - 4).
+    Module 0 (unit 1 removed): four 1.25s, dense [0, 0] and [2, 0] -> 3: JI = 3 / 27.
+    Module 2 (units 0, 1 removed): two 1.25s, dense [2, 2] -> 2: JI = 2 / 28.
+    (Counting B's entries with multiplicity would give 9/21, 6/24 and 3/27.)
+    """
+    p = params()
+    p["rnn_0"]["kernel"] = np.full((2, 3), 1.25, np.float32)
+    got = jaccard_paper(decomp(), p)
+    np.testing.assert_allclose(got, [3 / 27, 4 / 26, 2 / 28], atol=1e-12)
