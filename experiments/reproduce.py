@@ -18,15 +18,18 @@ For every model (cell × layers) of the dataset's I/O type this
    ``<out>/results.md`` atomically after every row. A (dataset, cell, layers, mode) already in
    ``results.json`` is skipped unless ``--overwrite``.
 
-Gate activation. Models are trained *and* evaluated with the logistic ``sigmoid`` gate. The
-authors trained with Keras' ``hard_sigmoid`` but computed every published accuracy (monolithic
-and composed) and every monitored hidden state with a NumPy forward pass that uses the logistic
-sigmoid (spec §3.3); training with ``sigmoid`` makes our training function equal to the paper's
-evaluation function.
+Forward pass. Models are trained *and* evaluated with ``forward="artifact"``
+(:attr:`modjax.ModelConfig.forward`): the authors' NumPy forward pass, which computed every
+published accuracy and every monitored hidden state (logistic-sigmoid gates, their GRU
+candidate), so the training function equals the paper's evaluation function. For LSTM and
+vanilla models (sigmoid gates) it is the Keras function itself, and checkpoints trained before
+the option existed are reused (the cache compares ``ModelConfig.function_key``).
 
-Defaults follow the artifact that produced the published tables: ``--u_mask=code``,
-``--rolled_obs=last_step`` and the per-script removal caps of spec §3.2
-(``--max_remove=paper_script``). Encoder-decoder (Tatoeba) is not handled here.
+Decomposition options come from ``--preset`` (default ``artifact``:
+:func:`modjax.decompose_options` resolves the authors' script for each cell, I/O type, mode and
+depth: cap, recurrent mask semantics, head rows; ``docs/method.md#artifact``). ``--max_remove``,
+``--u_mask`` and ``--rolled_obs`` override it. A stored row decomposed with other options is
+recomputed (the model is reused). Encoder-decoder (Tatoeba) is not handled here.
 
 Synthetic data (no downloads): ``--dataset=synthetic:many_to_one`` (any of the four I/O types),
 or ``--source=synthetic`` with a real dataset name (its I/O type's synthetic task).
@@ -63,13 +66,16 @@ def define_flags():
     flags.DEFINE_string("out", "runs/reproduce", "Output folder (results.json, results.md, models/).")
     flags.DEFINE_integer("epochs", None, "Training epochs (default: the paper's for the I/O type).")
     flags.DEFINE_integer("batch_size", None, "Batch size (default: the paper's for the I/O type).")
-    flags.DEFINE_string("max_remove", "paper_script",
-                        "'paper_script' (the authors' per-script caps, spec §3.2) or a number in "
-                        "[0, 1].")
-    flags.DEFINE_enum("u_mask", "code", ["code", "paper"],
-                      "Recurrent-kernel mask semantics; 'code' reproduces the published tables.")
-    flags.DEFINE_enum("rolled_obs", "last_step", ["last_step", "all_steps"],
-                      "One-output rolled observations: the artifact's last step or all steps.")
+    flags.DEFINE_enum("preset", "artifact", ["artifact", "paper_text", "library"],
+                      "Decomposition options (modjax.decompose_options): 'artifact' reproduces "
+                      "the published tables (each script's cap, u_mask and head rows).")
+    flags.DEFINE_string("max_remove", None,
+                        "Override the preset's cap: a number in [0, 1], or 'paper_script' (the "
+                        "authors' per-script caps).")
+    flags.DEFINE_enum("u_mask", None, ["code", "paper"],
+                      "Override the preset's recurrent-kernel mask semantics.")
+    flags.DEFINE_enum("rolled_obs", None, ["last_step", "all_steps"],
+                      "Override what one-output rolled decompositions observe.")
     flags.DEFINE_integer("limit_train", None, "Use a random subset of this many training examples "
                          "(quick runs); the test split is untouched.")
     flags.DEFINE_integer("limit_test", None, "Use the first N test examples (quick runs).")
@@ -91,6 +97,7 @@ SYNTHETIC_IOS = ("one_to_one", "many_to_one", "one_to_many", "many_to_many")
 RESULTS_FORMAT = "modjax-reproduce"
 RESULTS_VERSION = 1
 GATE_ACTIVATION = "sigmoid"
+FORWARD = "artifact"
 
 
 # -- pieces that do not need JAX ---------------------------------------------------------------
@@ -127,9 +134,9 @@ def parse_dataset(dataset: str, source: str) -> DatasetSpec:
     return DatasetSpec(id=d, name=d, source=source, io=IO_OF[d], paper_name=d)
 
 
-def parse_max_remove(value: str):
-    """``"paper_script"`` or a float in [0, 1]."""
-    if value == "paper_script":
+def parse_max_remove(value: Optional[str]):
+    """``None`` (the preset's), ``"paper_script"`` or a float in [0, 1]."""
+    if value is None or value == "paper_script":
         return value
     try:
         v = float(value)
@@ -258,7 +265,7 @@ def write_results(out: str, rows_by_key: Dict[tuple, dict], command: str) -> Non
     """``results.json`` and ``results.md`` under ``out``, each written atomically."""
     rows = sort_rows(rows_by_key.values())
     doc = {"format": RESULTS_FORMAT, "version": RESULTS_VERSION,
-           "gate_activation": GATE_ACTIVATION, "rows": rows}
+           "gate_activation": GATE_ACTIVATION, "forward": FORWARD, "rows": rows}
     write_atomic(os.path.join(out, "results.json"), json.dumps(doc, indent=1, sort_keys=True))
     md = ["# modjax reproduction of Table II (RQ1)", "",
           f"Last command: `{command}`", "",
@@ -308,7 +315,7 @@ def train_or_load(config, data, model_dir: str, *, epochs, batch_size, seed, ret
         except (ValueError, OSError) as e:
             logging.warning("cached model %s unreadable (%s): training again", model_dir, e)
         else:
-            if cached_cfg == config:
+            if cached_cfg.function_key() == config.function_key():
                 meta = {}
                 if os.path.isfile(meta_path):
                     with open(meta_path) as f:
@@ -333,8 +340,25 @@ def train_or_load(config, data, model_dir: str, *, epochs, batch_size, seed, ret
     return params, meta, False
 
 
-def evaluate_mode(config, params, data, mode, *, max_remove, u_mask, rolled_obs):
-    """Decompose in ``mode``, compose, and measure. Returns a dict of metrics."""
+def decompose_options(spec, cell, k, mode, max_remove_flag):
+    """The :class:`modjax.DecomposeOptions` of one (model, mode): ``--preset`` resolved for the
+    model, with the explicit flags on top."""
+    from modjax.presets import artifact_max_remove, decompose_options as resolve
+
+    over = {}
+    if max_remove_flag is not None:
+        over["max_remove"] = (artifact_max_remove(cell, spec.io, mode, k)
+                              if max_remove_flag == "paper_script" else max_remove_flag)
+    if FLAGS.u_mask is not None:
+        over["u_mask"] = FLAGS.u_mask
+    if FLAGS.rolled_obs is not None:
+        over["rolled_obs"] = FLAGS.rolled_obs
+    return resolve(FLAGS.preset, cell=cell, io=spec.io, mode=mode, layers=k,
+                   dropout_before_head=paper_dropout(cell, k, spec.io) > 0, **over)
+
+
+def evaluate_mode(config, params, data, mode, *, options):
+    """Decompose with ``options`` (in ``mode``), compose, and measure. Returns a dict."""
     import jax
     import numpy as np
 
@@ -345,8 +369,8 @@ def evaluate_mode(config, params, data, mode, *, max_remove, u_mask, rolled_obs)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        decomp = decompose(params, data, model=config, mode=mode, max_remove=max_remove,
-                           u_mask=u_mask, rolled_obs=rolled_obs)
+        decomp = decompose(params, data, model=config,
+                           **dict(dataclasses.asdict(options), mode=mode))
         jax.block_until_ready(decomp.keep)
     decompose_s = time.perf_counter() - t0
     for w in caught:
@@ -425,10 +449,11 @@ def run(argv_command: str) -> List[dict]:
             paper_ok = False
             logging.warning("paper table not found at %s: paper columns left empty",
                             paper_results.default_path())
-    logging.info("%s (%s, %s): %d models x %d modes; epochs %d, batch %d, max_remove %s, "
-                 "u_mask %s, rolled_obs %s, gates %s; output %s", spec.id, IO_LABELS[spec.io],
-                 spec.source, len(cells) * len(layers_list), len(run_modes), epochs, batch_size,
-                 FLAGS.max_remove, FLAGS.u_mask, FLAGS.rolled_obs, GATE_ACTIVATION, out)
+    logging.info("%s (%s, %s): %d models x %d modes; epochs %d, batch %d, preset %s "
+                 "(max_remove %s, u_mask %s, rolled_obs %s), forward %s; output %s", spec.id,
+                 IO_LABELS[spec.io], spec.source, len(cells) * len(layers_list), len(run_modes),
+                 epochs, batch_size, FLAGS.preset, FLAGS.max_remove, FLAGS.u_mask,
+                 FLAGS.rolled_obs, FORWARD, out)
 
     data = None
     done_keys = []
@@ -437,7 +462,8 @@ def run(argv_command: str) -> List[dict]:
             todo = []
             for m in run_modes:
                 key = (spec.id, cell, k, m)
-                if key in results and not FLAGS.overwrite:
+                if key in results and not FLAGS.overwrite and not _options_changed(
+                        results[key], decompose_options(spec, cell, k, m, max_remove_flag)):
                     old = results[key]
                     if (old.get("epochs"), old.get("batch_size"), old.get("seed"),
                             old.get("limit_train")) != (epochs, batch_size, FLAGS.seed,
@@ -481,13 +507,25 @@ def run(argv_command: str) -> List[dict]:
     return shown
 
 
+def _options_changed(row: dict, options) -> bool:
+    """Whether a stored row was decomposed with other options (or another forward pass)."""
+    # sigmoid-gated LSTM and vanilla models compute one function under both forward passes
+    same_fn = row.get("cell") != "gru"
+    old = (row.get("max_remove"), row.get("u_mask"), row.get("head_rows", "step"),
+           row.get("rolled_obs"), FORWARD if same_fn else row.get("forward", "keras"))
+    new = (options.max_remove, options.u_mask, options.head_rows, options.rolled_obs, FORWARD)
+    if old != new:
+        logging.info("%s: stored row decomposed with %s, now %s: recomputing", row_key(row),
+                     old, new)
+    return old != new
+
+
 def run_model(spec, data, cell, k, modes, epochs, batch_size, max_remove_flag, command,
               results) -> Dict[tuple, dict]:
     """Train/load one model, evaluate it, and decompose it in every mode of ``modes``."""
     import numpy as np
 
     from modjax import metrics
-    from modjax.decomposition import paper_script_max_remove
     from modjax.models import config_for
     from modjax.train import predict
 
@@ -495,7 +533,7 @@ def run_model(spec, data, cell, k, modes, epochs, batch_size, max_remove_flag, c
     dropout = paper_dropout(cell, k, spec.io)
     config = config_for(data, cell=cell, layers=k, units=FLAGS.units,
                         embed_dim=paper_embed_dim(spec.io), gate_activation=GATE_ACTIVATION,
-                        dropout=dropout)
+                        dropout=dropout, forward=FORWARD)
     name = model_name(spec, cell, k, epochs, batch_size, FLAGS.seed, FLAGS.limit_train,
                       FLAGS.units)
     model_dir = os.path.join(FLAGS.out, "models", name)
@@ -513,12 +551,11 @@ def run_model(spec, data, cell, k, modes, epochs, batch_size, max_remove_flag, c
                  time.perf_counter() - t0)
     new = {}
     for mode in modes:
-        mr = (paper_script_max_remove(cell, spec.io, mode, k) if max_remove_flag == "paper_script"
-              else max_remove_flag)
-        logging.info("-- %s %s: decompose (max_remove %.2f, u_mask %s)", label, mode, mr,
-                     FLAGS.u_mask)
-        m = evaluate_mode(config, params, data, mode, max_remove=mr, u_mask=FLAGS.u_mask,
-                          rolled_obs=FLAGS.rolled_obs)
+        opts = decompose_options(spec, cell, k, mode, max_remove_flag)
+        mr = opts.max_remove
+        logging.info("-- %s %s: decompose (max_remove %.2f, u_mask %s, head_rows %s)", label,
+                     mode, mr, opts.u_mask, opts.head_rows)
+        m = evaluate_mode(config, params, data, mode, options=opts)
         pd = pj = None
         if spec.paper_name is not None:
             try:
@@ -532,8 +569,9 @@ def run_model(spec, data, cell, k, modes, epochs, batch_size, max_remove_flag, c
             "seed": FLAGS.seed, "limit_train": FLAGS.limit_train, "limit_test": FLAGS.limit_test,
             "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test)),
             "units": FLAGS.units, "embed_dim": config.embed_dim, "dropout": dropout,
-            "gate_activation": GATE_ACTIVATION, "max_remove": float(mr), "u_mask": FLAGS.u_mask,
-            "rolled_obs": FLAGS.rolled_obs, "model_dir": model_dir, "model_cached": cached,
+            "gate_activation": GATE_ACTIVATION, "forward": FORWARD, "preset": FLAGS.preset,
+            "max_remove": float(mr), "u_mask": opts.u_mask, "head_rows": opts.head_rows,
+            "rolled_obs": opts.rolled_obs, "model_dir": model_dir, "model_cached": cached,
             "train_s": meta.get("train_s"), "train_loss": (meta.get("loss") or [None])[-1],
             "mono_acc": mono, "mono_acc_nopad": mono_np,
             "delta": 100.0 * (m["comp_acc"] - mono),

@@ -64,6 +64,7 @@ def test_flag_parsing():
     with pytest.raises(ValueError, match="--dataset"):
         reproduce.parse_dataset("mnist", "local")
     assert reproduce.parse_max_remove("paper_script") == "paper_script"
+    assert reproduce.parse_max_remove(None) is None
     assert reproduce.parse_max_remove("0.1") == 0.1
     with pytest.raises(ValueError):
         reproduce.parse_max_remove("2")
@@ -107,7 +108,11 @@ def test_reproduce_end_to_end_and_resume(tmp_path):
         assert r["n_test"] == 300 and r["gate_activation"] == "sigmoid"
         assert r["delta"] == pytest.approx(100 * (r["comp_acc"] - r["mono_acc"]))
         assert 0.0 < r["ji"] <= 1.0 and r["decompose_s"] > 0
-        assert r["max_remove"] == 0.05 and r["u_mask"] == "code"
+        # the artifact preset: M:1 rolled aliases the weights ("paper"), unrolled zeroes the
+        # head rows of the last step's removed units
+        want = {"rolled": ("paper", "step"), "unrolled": ("code", "last")}[r["mode"]]
+        assert r["max_remove"] == 0.05 and (r["u_mask"], r["head_rows"]) == want
+        assert r["forward"] == "artifact" and r["preset"] == "artifact"
         assert r["paper_delta"] is None  # synthetic data has no paper row
     assert "LSTM-1" in p.stdout and "δ paper" in p.stdout
     assert (out / "results.md").is_file()
@@ -122,3 +127,30 @@ def test_reproduce_end_to_end_and_resume(tmp_path):
     assert (out / "results.json").read_text() == before  # nothing recomputed or rewritten
     assert t_second < t_first
     assert "LSTM-1" in p2.stdout  # the table is printed from the stored rows
+
+
+@pytest.mark.parametrize("cell,reused", [("lstm", True), ("simple", True), ("gru", False)])
+def test_cached_checkpoints_are_reused_when_the_forward_computes_the_same_function(
+        tmp_path, cell, reused):
+    """A checkpoint trained before the forward option (sigmoid gates, Keras forward) is reused
+    under the artifact forward for LSTM and vanilla models; a GRU is trained again (the
+    artifact's candidate is another function)."""
+    import dataclasses
+
+    import numpy as np
+
+    from modjax.checkpoint import save_model
+    from modjax.data.synthetic import load_synthetic
+    from modjax.models import config_for, init_params
+
+    data = load_synthetic("many_to_one", n_train=64, n_test=8, seed=0)
+    cfg = config_for(data, cell=cell, units=4, embed_dim=3, forward=reproduce.FORWARD)
+    old = dataclasses.replace(cfg, forward="keras")  # as the earlier binary saved it
+    params = init_params(old, seed=5)
+    path = str(tmp_path / "m")
+    save_model(path, old, params)
+    got, _, cached = reproduce.train_or_load(cfg, data, path, epochs=1, batch_size=32, seed=0,
+                                             retrain=False, progress=False)
+    assert cached == reused
+    same = np.array_equal(np.asarray(got["rnn_0"]["kernel"]), params["rnn_0"]["kernel"])
+    assert same == reused
