@@ -45,7 +45,7 @@ def channel_score(logits: Array, p) -> Array:
     return jax.nn.sigmoid(channel_contrast(logits, p))
 
 
-def apply_masks(params, decomp: Decomposition, c: int) -> dict:
+def apply_masks(params, decomp: Decomposition, c: int, step: Optional[int] = None) -> dict:
     """The params of module ``c`` as an ordinary model of the same architecture (rolled).
 
     Masked weights follow :func:`modjax.masks.masks_for` (zeros where the mask is False). The
@@ -56,13 +56,20 @@ def apply_masks(params, decomp: Decomposition, c: int) -> dict:
     which expects the original head's logits). Encoder-decoder heads are not channelled.
 
     Unrolled decompositions have a different weight per step, which no ordinary model holds:
-    use :func:`module_scores` for them (``ValueError`` here).
+    use :func:`module_scores` to run them (``ValueError`` here), or pass ``step`` to get the
+    weights module ``c`` uses at that step (as :func:`modjax.metrics.jaccard_paper` compares
+    them), head rows per ``decomp.options.head_rows``.
     """
-    if decomp.unrolled:
-        raise ValueError("apply_masks needs a rolled decomposition (one weight per layer); "
-                         "unrolled modules run through modjax.compose.module_scores")
+    if decomp.unrolled and step is None:
+        raise ValueError("apply_masks needs a rolled decomposition (one weight per layer) or a "
+                         "step; unrolled modules run through modjax.compose.module_scores")
     params = to_plain_dict(params)
     masks = masks_for(decomp, c, params)
+    if decomp.unrolled:
+        T = decomp.keep.shape[2]
+        check_module_index("step", step, T)
+        masks = jax.tree_util.tree_map(
+            lambda a, m: m[step] if jnp.ndim(m) == jnp.ndim(a) + 1 else m, params, masks)
     out = jax.tree_util.tree_map(lambda a, m: jnp.where(m, jnp.asarray(a), 0), params, masks)
     cfg = decomp.config
     if cfg.io != "encoder_decoder":

@@ -1,7 +1,6 @@
 """Metrics: accuracy, the paper's Jaccard index, a positional one, retention, overlap, BLEU."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Sequence
 
 import jax
@@ -52,16 +51,9 @@ def has_padding_class(class_names) -> bool:
     return bool(names) and str(names[0]).strip("<>[] ").lower() in ("pad", "padding")
 
 
-def _step_view(decomp: Decomposition, t: int) -> Decomposition:
-    """Step ``t`` of an unrolled decomposition as a rolled one (same params, keep at t)."""
-    return decomp.replace(keep=decomp.keep[:, :, t],
-                          options=dataclasses.replace(decomp.options, mode="rolled"))
-
-
-def _views(decomp: Decomposition):
-    if not decomp.unrolled:
-        return [decomp]
-    return [_step_view(decomp, t) for t in range(decomp.keep.shape[2])]
+def _steps(decomp: Decomposition):
+    """``[None]`` (rolled) or every step of an unrolled decomposition."""
+    return list(range(decomp.keep.shape[2])) if decomp.unrolled else [None]
 
 
 def _input_kernels(config, tree) -> np.ndarray:
@@ -91,10 +83,9 @@ def jaccard_paper(decomp: Decomposition, params) -> np.ndarray:
     params = to_plain_dict(params)
     a = _input_kernels(decomp.config, params)
     out = np.zeros(decomp.num_modules)
-    views = _views(decomp)
     for c in range(decomp.num_modules):
-        out[c] = np.mean([_ji(a, _input_kernels(decomp.config, apply_masks(params, v, c)))
-                          for v in views])
+        out[c] = np.mean([_ji(a, _input_kernels(decomp.config, apply_masks(params, decomp, c, t)))
+                          for t in _steps(decomp)])
     return out
 
 
@@ -109,9 +100,9 @@ def jaccard_positional(decomp: Decomposition, params) -> np.ndarray:
     out = np.zeros(decomp.num_modules)
     for c in range(decomp.num_modules):
         vals = []
-        for v in _views(decomp):
+        for t in _steps(decomp):
             mod = np.concatenate([np.asarray(x).ravel() for x in
-                                  jax.tree_util.tree_leaves(apply_masks(params, v, c))])
+                                  jax.tree_util.tree_leaves(apply_masks(params, decomp, c, t))])
             k = float(np.mean(mod == base.astype(mod.dtype)))
             vals.append(k / (2 - k))
         out[c] = np.mean(vals)

@@ -58,7 +58,8 @@ class ModuleRef:
                             f"{type(self.decomp).__name__}")
         if self.decomp.config.io == "encoder_decoder":
             raise ValueError("ModuleRef.decomp: encoder_decoder modules translate, they do not "
-                             "vote; use modjax.greedy_decode with a module's keep vectors")
+                             "vote; use modjax.greedy_decode(config, params, src, start, "
+                             "decomp=decomp, module=c)")
         check_module_index("ModuleRef.module", self.module, self.decomp.num_modules)
         if self.label is not None:
             try:

@@ -116,3 +116,68 @@ def test_masked_step_matches_dense_masked_reference(cell, activation, gate, rese
         want, _ = ref.step(cell, p, h.astype(np.float64), c.astype(np.float64),
                            x.astype(np.float64), activation, gate, reset_after, W=W, U=U, B=B)
         np.testing.assert_allclose(np.asarray(got), want, atol=1e-5, rtol=0)
+
+
+# -- the artifact's forward pass -------------------------------------------------------------
+def _artifact_gru_step(W, U, B, x, h):
+    """The authors' NumPy GRU step, written out by hand (float64): logistic gates, and the
+    candidate tanh(x W_h + b_h + r * (h U_h))."""
+    H = U.shape[0]
+    sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    z = sig(x @ W[:, :H] + B[:H] + h @ U[:, :H])
+    r = sig(x @ W[:, H:2 * H] + B[H:2 * H] + h @ U[:, H:2 * H])
+    cand = np.tanh(x @ W[:, 2 * H:] + B[2 * H:] + r * (h @ U[:, 2 * H:]))
+    return z * h + (1.0 - z) * cand
+
+
+@pytest.mark.parametrize("gate", ["sigmoid", "hard_sigmoid"])
+def test_artifact_gru_candidate_matches_hand_written_formula(gate):
+    """forward="artifact": logistic gates whatever the trained gate activation, and the reset
+    gate applied after the recurrent matmul; differs from Keras's (r * h) U_h."""
+    cfg = CellConfig("gru", 6, "tanh", gate, False, forward="artifact")
+    p = _init(cfg, 5, seed=7)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 5)).astype(np.float32)
+    h = rng.normal(size=(4, 6)).astype(np.float32)
+    new, _ = cell_step(cfg, p, jnp.asarray(h), jnp.asarray(x))
+    W, U, B = (np.asarray(p[k], np.float64) for k in ("kernel", "recurrent_kernel", "bias"))
+    want = _artifact_gru_step(W, U, B, np.float64(x), np.float64(h))
+    np.testing.assert_allclose(np.asarray(new), want, rtol=0, atol=2e-6)
+    keras = cell_step(CellConfig("gru", 6, "tanh", gate, False), p, jnp.asarray(h),
+                      jnp.asarray(x))[0]
+    assert np.abs(np.asarray(keras) - want).max() > 1e-2  # the two forwards really differ
+
+
+def test_artifact_lstm_uses_logistic_gates():
+    cfg = CellConfig("lstm", 6, "tanh", "hard_sigmoid", forward="artifact")
+    p = _init(cfg, 5, seed=3)
+    rng = np.random.default_rng(4)
+    x, h, c = (rng.normal(size=s).astype(np.float32) for s in ((4, 5), (4, 6), (4, 6)))
+    (h1, c1), _ = cell_step(cfg, p, (jnp.asarray(h), jnp.asarray(c)), jnp.asarray(x))
+    want_h, want_c = ref.step("lstm", {k: np.asarray(v) for k, v in p.items()}, np.float64(h),
+                              np.float64(c), np.float64(x), gate="sigmoid")
+    np.testing.assert_allclose(np.asarray(h1), want_h, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(np.asarray(c1), want_c, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("u_mask", ["paper", "code"])
+def test_artifact_gru_masked_step_matches_dense_masked_weights(u_mask):
+    """A module's masks on the artifact GRU: masks on the matmuls == dense masked weights."""
+    from modjax.cells import masked_cell_params
+
+    cfg = CellConfig("gru", 6, "tanh", "hard_sigmoid", False, forward="artifact")
+    p = _init(cfg, 5, seed=11)
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.normal(size=(4, 5)), jnp.float32)
+    h = jnp.asarray(rng.normal(size=(4, 6)), jnp.float32)
+    keep = jnp.asarray([1, 0, 1, 1, 0, 1], jnp.float32)
+    got = cell_step(cfg, p, h, x, keep, u_mask)[0]
+    dense = masked_cell_params(cfg, p, keep, u_mask)
+    W, U, B = (np.asarray(dense[k], np.float64) for k in ("kernel", "recurrent_kernel", "bias"))
+    want = _artifact_gru_step(W, U, B, np.float64(x), np.float64(h))
+    np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=2e-6)
+
+
+def test_forward_is_validated():
+    with pytest.raises(ValueError, match="forward"):
+        CellConfig("gru", 4, forward="numpy")

@@ -64,3 +64,23 @@ def test_to_plain_dict_unfreezes():
     tree = flax.core.freeze({"a": {"b": np.ones(2)}})
     out = to_plain_dict(tree)
     assert type(out) is dict and type(out["a"]) is dict
+
+
+def test_checkpoint_saved_before_the_forward_field_loads_as_keras(tmp_path):
+    import json
+
+    from modjax.models import ModelConfig, init_params
+
+    cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=3, vocab_size=9, in_len=4,
+                      units=4, embed_dim=3)
+    path = str(tmp_path / "m")
+    save_model(path, cfg, init_params(cfg))
+    with open(os.path.join(path, "config.json")) as f:
+        raw = json.load(f)
+    del raw["forward"]
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(raw, f)
+    back, _ = load_model(path)
+    assert back == cfg and back.forward == "keras"
+    art = ModelConfig(**{**raw, "forward": "artifact"})
+    assert back.function_key() == art.function_key()  # sigmoid LSTM: the same function

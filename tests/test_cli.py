@@ -82,6 +82,9 @@ def runs(tmp_path_factory):
     if os.path.isfile(KERAS):
         cases["keras"] = ["decompose", f"--model={KERAS}", f"--data={tmp / 'rand.npz'}",
                           f"--out={tmp / 'out_keras'}", "--noprogress"]
+        cases["keras_artifact"] = ["decompose", f"--model={KERAS}", f"--data={tmp / 'rand.npz'}",
+                                   "--forward=artifact", "--preset=artifact",
+                                   f"--out={tmp / 'out_keras_artifact'}", "--noprogress"]
     procs = {k: _start(*a) for k, a in cases.items()}
     # The in-process references run while the subprocesses do.
     with warnings.catch_warnings():
@@ -94,6 +97,13 @@ def runs(tmp_path_factory):
                                   model=models["many_to_many"][0], mode="unrolled",
                                   u_mask="paper", n_pos=100),
         }
+        if os.path.isfile(KERAS):
+            from modjax.keras_import import from_keras_h5
+
+            kc, kp = from_keras_h5(KERAS, forward="artifact")
+            with np.load(tmp / "rand.npz") as z:
+                kx, ky = z["x_train"], z["y_train"]
+            refs["keras_artifact"] = (kp, decompose(kp, (kx, ky), model=kc, preset="artifact"))
     results = {}
     for k, p in procs.items():
         out, err = p.communicate(timeout=300)
@@ -199,3 +209,20 @@ def test_help_lists_subcommand(runs):
     assert rc == 0
     assert "decompose" in out and "--model" in out and "--max_remove" in out
     assert "train" in out and "--epochs" in out
+
+
+def test_forward_and_preset_flags(runs):
+    """--forward=artifact --preset=artifact on the authors' GRU: the same decomposition as
+    from Python (from_keras_h5(forward="artifact"), decompose(preset="artifact"))."""
+    if "keras_artifact" not in runs["results"]:
+        if in_ci():
+            pytest.fail(f"shared Keras model missing: {KERAS}")
+        pytest.skip(f"shared Keras model missing: {KERAS}")
+    out, _ = _ok(runs, "keras_artifact")
+    assert "forward artifact" in out and "preset=artifact" in out
+    params, ref = runs["refs"]["keras_artifact"]
+    loaded = load_decomposition(str(runs["tmp"] / "out_keras_artifact" / "decomposition"),
+                                params)
+    assert loaded.config.forward == "artifact" and loaded.options == ref.options
+    assert (loaded.options.u_mask, loaded.options.head_rows) == ("code", "step")
+    np.testing.assert_array_equal(np.asarray(loaded.keep), np.asarray(ref.keep))

@@ -111,11 +111,13 @@ def dense_masked(cfg, P, keep_t, u_mask):
     return layers, head
 
 
-def ref_scores(cfg, P, x, keep, p, u_mask):
+def ref_scores(cfg, P, x, keep, p, u_mask, head_rows="step", contrast=False):
     """Float64 scores of one module: ``[N]`` (many_to_one) or ``[N, T]`` (many_to_many).
 
-    ``keep`` is ``[L, H]`` (rolled) or ``[L, T, H]`` (per step). Also returns the hidden states
-    ``[L, N, T, H]``.
+    ``keep`` is ``[L, H]`` (rolled) or ``[L, T, H]`` (per step). The head keeps the rows of the
+    top layer's units kept at the step (``"step"``), at the last or the first step
+    (``"last"``, ``"first"``), or every row (``"none"``). With ``contrast`` the scores are
+    ``z_p - z_q`` instead of their sigmoid. Also returns the hidden states ``[L, N, T, H]``.
     """
     keep = np.asarray(keep, np.float64)
     if keep.ndim == 2:
@@ -132,11 +134,14 @@ def ref_scores(cfg, P, x, keep, p, u_mask):
             h, c = _ref_step(cfg.cell, cfg.reset_after, W, U, B, inp[:, t], h, c)
             hidden[l, :, t] = h
         inp = hidden[l]
-    logits = np.stack([hidden[-1, :, t] @ mats[t][1] + P["dense"]["bias"]
-                       for t in range(cfg.in_len)], axis=1)  # [N, T, C]
+    top = keep[cfg.layers - 1]  # [T, H]
+    rows = {"step": top, "last": np.repeat(top[-1:], cfg.in_len, 0),
+            "first": np.repeat(top[:1], cfg.in_len, 0), "none": np.ones_like(top)}[head_rows]
+    logits = np.stack([hidden[-1, :, t] @ (P["dense"]["kernel"] * rows[t][:, None])
+                       + P["dense"]["bias"] for t in range(cfg.in_len)], axis=1)  # [N, T, C]
     z_p = logits[..., p]
     z_q = (logits.sum(-1) - z_p) / (logits.shape[-1] - 1)
-    s = _sig(z_p - z_q)
+    s = (z_p - z_q) if contrast else _sig(z_p - z_q)
     return (s[:, -1] if cfg.io == "many_to_one" else s), hidden
 
 
@@ -172,12 +177,13 @@ def tiny_inputs(cfg, n=6, seed=1):
         np.int32)
 
 
-def make_decomp(cfg, keep, u_mask, mode="rolled"):
+def make_decomp(cfg, keep, u_mask, mode="rolled", head_rows="step"):
     keep = jnp.asarray(keep, bool)
     M = keep.shape[2] if mode == "unrolled" else 1
     return Decomposition(keep=keep, head_class=jnp.arange(keep.shape[0], dtype=jnp.int32),
                          has_positives=jnp.ones((keep.shape[0], M), bool), config=cfg,
-                         options=DecomposeOptions(mode=mode, u_mask=u_mask),
+                         options=DecomposeOptions(mode=mode, u_mask=u_mask,
+                                                  head_rows=head_rows),
                          class_names=tuple(f"c{i}" for i in range(keep.shape[0])))
 
 
@@ -307,8 +313,13 @@ def test_compose_shapes_and_vote(io):
     want = (9,) if io == "many_to_one" else (9, T)
     assert pred.shape == want and scores.shape == (C,) + want
     assert np.issubdtype(np.asarray(pred).dtype, np.integer)
-    np.testing.assert_array_equal(pred, np.asarray(scores).argmax(0))
-    np.testing.assert_allclose(scores, module_scores(decomp, P, x), atol=0)
+    # against the float64 dense reference, not against module_scores itself
+    P64 = {k: {n: np.asarray(v, np.float64) for n, v in d.items()} for k, d in P.items()}
+    ref = np.stack([ref_scores(cfg, P64, x, KEEP_ROLLED[c], c, "code")[0] for c in range(C)])
+    ref_contrast = np.stack([ref_scores(cfg, P64, x, KEEP_ROLLED[c], c, "code",
+                                        contrast=True)[0] for c in range(C)])
+    np.testing.assert_allclose(scores, ref, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(pred, ref_contrast.argmax(0))
     # batching: a small batch size pads the last batch and gives the same scores
     np.testing.assert_allclose(module_scores(decomp, P, x, batch_size=4), scores, atol=1e-6)
     # vote maps winning module -> its head class
@@ -463,3 +474,82 @@ def test_chosen_removals_beat_random(io, mode):
     print(msg)
     assert chosen >= np.mean(rand) + RANDOM_MARGIN[io], msg
     assert chosen > np.median(rand), msg
+
+
+# ---------------------------------------------------------------------------------------------
+# Head rows, the vote on contrasts, empty inputs.
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("head_rows", ["step", "last", "first", "none"])
+def test_head_rows_match_the_dense_reference(head_rows):
+    """Per-step keep vectors: each head-row rule == the float64 reference's head rows, and
+    masks_for's head kernel mask says the same."""
+    cfg = tiny_config("gru", "many_to_many", layers=1)
+    P = tiny_params(cfg, seed=5)
+    x = tiny_inputs(cfg, seed=6)
+    keep = np.random.default_rng(7).random((C, 1, T, H)) > 0.4
+    keep[:, :, :, 0] = True
+    outs = {}
+    with jax.enable_x64(True):
+        decomp = make_decomp(cfg, keep, "code", "unrolled", head_rows)
+        fast = np.asarray(module_scores(decomp, P, x))
+        for c in range(C):
+            ref, _ = ref_scores(cfg, P, x, keep[c], c, "code", head_rows)
+            np.testing.assert_allclose(fast[c], ref, rtol=0, atol=1e-6)
+            top = keep[c, 0]  # [T, H]
+            want_rows = {"step": top, "last": np.broadcast_to(top[-1], top.shape),
+                         "first": np.broadcast_to(top[0], top.shape),
+                         "none": np.ones_like(top)}[head_rows]
+            m = np.asarray(masks_for(decomp, c, P)["dense"]["kernel"])  # [T, H, C]
+            np.testing.assert_array_equal(m, np.broadcast_to(want_rows[:, :, None], m.shape))
+        outs[head_rows] = fast
+    if head_rows != "step":  # not vacuous: the rule changes the scores here
+        with jax.enable_x64(True):
+            step = np.asarray(module_scores(make_decomp(cfg, keep, "code", "unrolled"), P, x))
+        assert np.abs(step - outs[head_rows]).max() > 1e-4
+
+
+def _saturating_model():
+    """A many-to-one model whose logits are [19, 20, -10 x 8] on every input (zero head
+    kernel, that bias): the monolithic model predicts class 1."""
+    cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=10, vocab_size=11, in_len=T,
+                      units=H, embed_dim=4)
+    params = jax.tree_util.tree_map(np.asarray, init_params(cfg, 0))
+    params["dense"] = {"kernel": np.zeros((H, 10), np.float32),
+                       "bias": np.array([19.0, 20.0] + [-10.0] * 8, np.float32)}
+    keep = np.ones((10, 1, H), bool)
+    return cfg, params, make_decomp(cfg, keep, "code")
+
+
+def test_vote_does_not_saturate():
+    """sigmoid(z_p - z_q) is 1.0 in float32 for both leading modules (contrasts 25.7 and 26.8);
+    the vote compares the contrasts and agrees with the monolithic model."""
+    from modjax.train import predict
+
+    cfg, params, decomp = _saturating_model()
+    x = tiny_inputs(cfg, n=3)
+    assert (np.asarray(predict(cfg, params, x)) == 1).all()
+    probs = np.asarray(module_scores(decomp, params, x))
+    assert probs.dtype == np.float32 and (probs[0] == 1.0).all() and (probs[1] == 1.0).all()
+    pred, scores = compose(decomp, params)(x)
+    np.testing.assert_array_equal(np.asarray(pred), [1, 1, 1])
+    np.testing.assert_array_equal(np.asarray(scores), probs)  # probabilities for display
+    contrast = np.asarray(module_scores(decomp, params, x, kind="contrast"))
+    np.testing.assert_allclose(contrast[:2, 0], [19 + 60 / 9, 20 + 61 / 9], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(vote(contrast, decomp.head_class)), [1, 1, 1])
+
+
+@pytest.mark.parametrize("io", ["many_to_one", "many_to_many"])
+def test_zero_examples_give_empty_results(io):
+    from modjax.train import predict
+
+    cfg = tiny_config("lstm", io)
+    P = tiny_params(cfg)
+    decomp = make_decomp(cfg, KEEP_ROLLED, "code")
+    x = np.zeros((0, T), np.int32)
+    tail = () if io == "many_to_one" else (T,)
+    assert module_scores(decomp, P, x).shape == (C, 0) + tail
+    assert module_scores(decomp, P, x, kind="logits").shape == (C, 0) + tail + (C,)
+    pred, scores = compose(decomp, P)(x)
+    assert pred.shape == (0,) + tail and scores.shape == (C, 0) + tail
+    assert predict(cfg, P, x).shape == (0,) + tail

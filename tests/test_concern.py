@@ -320,3 +320,21 @@ def test_masked_median_matches_numpy_on_long_columns(n):
     mad = np.median(dev, axis=0)
     inl = np.where(mad > 0, dev < 2 * mad, True)
     np.testing.assert_allclose(rm, (col * inl).sum(0) / inl.sum(0), rtol=1e-6, atol=0)
+
+
+def test_relu_rule_decides_exact_rational_ties_exactly():
+    """Unit 0 is active on 1 of 3 positives and 5 of 6 negatives: d = 1/3 - 5/6 = -1/2
+    exactly, so d <= -0.5 removes it. In float32 the difference of the two rates is
+    -0.49999997 and the unit would be kept."""
+    pos = jnp.asarray([[1.0, 1.0], [0.0, 1.0], [0.0, 0.0]])
+    neg = jnp.asarray([[1.0, 0.0]] * 5 + [[0.0, 0.0]])
+    float_d = np.float32(1) / np.float32(3) - np.float32(5) / np.float32(6)
+    assert float_d > np.float32(-0.5)  # the float comparison would keep unit 0
+    num, den = concern.relu_score_parts(pos, _all(3), neg, _all(6))
+    np.testing.assert_array_equal(np.asarray(num), [1 * 6 - 5 * 3, 2 * 6 - 0])
+    assert int(den) == 18
+    keep = np.asarray(concern.select_relu(num, 5, -0.5, den=den))
+    np.testing.assert_array_equal(keep, [False, True])
+    # a threshold written as a decimal is read as that decimal: -0.3 = -3/10
+    assert concern.threshold_fraction(-0.3) == (-3, 10)
+    assert concern.threshold_fraction(-0.5) == (-1, 2)

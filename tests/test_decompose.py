@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from modjax.decompose import check_params, decompose, prepare_data, sample_union, trace
-from modjax.decomposition import Decomposition, DecomposeOptions, PRESETS
+from modjax.decomposition import Decomposition, DecomposeOptions
+from modjax.presets import preset_options
 from modjax.models import ModelConfig, apply_model, init_params
 
 from tests.trained_models import decomposed, k_of, trained
@@ -64,15 +65,22 @@ def ref_select_logistic(obs_pos, obs_neg, max_remove):
 
 
 def ref_select_relu(obs_pos, obs_neg, max_remove, threshold=-0.5):
-    """ReLU rule (docs/method.md#removal): d = active-rate difference; remove d <= -0.5, ascending, capped."""
+    """ReLU rule (docs/method.md#removal): d = active-rate difference; remove d <= -0.5, ascending, capped.
+
+    In exact rational arithmetic (``fractions.Fraction``): an exact tie with the threshold
+    (e.g. 2/5 - 3/5 = -1/5) is removed."""
+    from fractions import Fraction
+
     P = np.asarray(obs_pos, np.float64)
     N = np.asarray(obs_neg, np.float64)
     H = P.shape[1]
-    d = np.array([np.mean(P[:, j] > 0) - np.mean(N[:, j] > 0) for j in range(H)])
-    order = np.argsort(d, kind="stable")
+    d = [Fraction(int(np.sum(P[:, j] > 0)), len(P)) - Fraction(int(np.sum(N[:, j] > 0)), len(N))
+         for j in range(H)]
+    order = sorted(range(H), key=lambda j: d[j])  # stable
+    thr = Fraction(repr(float(threshold)))
     removed = []
     for j in order:
-        remove = d[j] <= threshold
+        remove = d[j] <= thr
         if len(removed) / H >= max_remove:
             remove = False
         if remove:
@@ -504,7 +512,8 @@ def test_unknown_preset(m2o):
 
 def test_preset_sets_options_and_explicit_options_win(m2o):
     config, params, data = m2o
-    assert PRESETS["paper_text"]["max_remove"] == 0.2
+    assert preset_options("paper_text", cell=config.cell, io=config.io, mode="rolled",
+                          layers=config.layers)["max_remove"] == 0.2
     a = decompose(params, (data.x_train, data.y_train), model=config, preset="paper_text",
                   n_pos=100)
     assert a.options.max_remove == 0.2
@@ -625,3 +634,116 @@ def test_decomposition_is_a_pytree():
     rebuilt = jax.tree_util.tree_unflatten(treedef, leaves)
     assert rebuilt.options == DecomposeOptions(n_pos=100, max_remove=MAX_REMOVE)
     np.testing.assert_array_equal(np.asarray(dec.head_class), np.arange(6))
+
+
+# ---------------------------------------------------------------------------------------------
+# The production path (float32) against the float64 literal reference; half precision.
+# ---------------------------------------------------------------------------------------------
+
+F32_CASES = [
+    ("simple_m2o", "rolled"),
+    ("lstm_o2o", "rolled"),
+    ("gru_m2o", "rolled"),
+    ("lstm_o2m", "unrolled"),
+    ("gru_m2m", "unrolled"),
+]
+
+
+@pytest.mark.parametrize("name,mode", F32_CASES, ids=["-".join(c) for c in F32_CASES])
+def test_float32_chooses_the_same_units_as_the_float64_reference(name, mode):
+    """The library's default precision (float32 params, float32 trace and statistics) removes
+    exactly the units the float64 literal reference removes, not only as many."""
+    config, params, data = trained(name)
+    x, y = data.x_train, data.y_train
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        got = np.asarray(decompose(params, (x, y), model=config, n_pos=N_POS,
+                                   max_remove=MAX_REMOVE, mode=mode).keep)
+    with jax.enable_x64(True):
+        p64 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)
+        want = literal_keep(config, p64, x, y, n_pos=N_POS, max_remove=MAX_REMOVE, mode=mode,
+                            rolled_obs="last_step")
+    assert (~want).any()
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_params_decompose_in_float32(dtype):
+    config, params, data = trained("gru_m2o")
+    half = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
+    got = decompose(half, (data.x_train, data.y_train), model=config, n_pos=100,
+                    max_remove=MAX_REMOVE)
+    up = jax.tree_util.tree_map(lambda a: np.asarray(jnp.asarray(a, jnp.float32)), half)
+    want = decompose(up, (data.x_train, data.y_train), model=config, n_pos=100,
+                     max_remove=MAX_REMOVE)
+    np.testing.assert_array_equal(np.asarray(got.keep), np.asarray(want.keep))
+    assert (~np.asarray(got.keep)).any()
+    h = trace(half, data.x_train[:4], model=config)
+    assert h.dtype == jnp.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-gate mode end to end: decompose -> masks -> compose, against a dense float64 reference.
+# ---------------------------------------------------------------------------------------------
+
+def _per_gate_reference_contrast(config, params, x, keep_c, p, u_mask):
+    """Float64 contrast z_p - z_q of one per-gate module with dense masked weights built here:
+    ``W * col``, ``b * col``, ``U`` whole ("code": no unit is removed as a whole, so no entry
+    has a removed source) or ``U * col`` ("paper"); head rows all kept."""
+    from tests.test_compose import _ref_step
+
+    inp = np.asarray(params["embedding"]["embedding"], np.float64)[x]
+    N = x.shape[0]
+    for l in range(config.layers):
+        lp = {k: np.asarray(v, np.float64) for k, v in params[f"rnn_{l}"].items()}
+        col = keep_c[l].astype(np.float64)
+        W, B = lp["kernel"] * col, lp["bias"] * col
+        U = lp["recurrent_kernel"] * (col[None, :] if u_mask == "paper" else 1.0)
+        h = np.zeros((N, config.units))
+        c = np.zeros((N, config.units))
+        hs = []
+        for t in range(config.in_len):
+            h, c = _ref_step(config.cell, config.reset_after, W, U, B, inp[:, t], h, c)
+            hs.append(h)
+        inp = np.stack(hs, 1)
+    z = inp[:, -1] @ np.asarray(params["dense"]["kernel"], np.float64) \
+        + np.asarray(params["dense"]["bias"], np.float64)
+    return z[:, p] - (z.sum(-1) - z[:, p]) / (z.shape[-1] - 1)
+
+
+@pytest.mark.parametrize("name", ["gru_m2o", "simple_m2o_lstm"])
+@pytest.mark.parametrize("u_mask", ["code", "paper"])
+def test_per_gate_end_to_end_matches_dense_reference(name, u_mask):
+    from modjax.compose import compose, module_scores
+    from modjax.masks import masks_for
+
+    if name == "simple_m2o_lstm":  # a 2-layer LSTM on the same task
+        _, _, data = trained("gru_m2o")
+        config = dataclasses.replace(trained("simple_m2o")[0], cell="lstm")
+        from modjax.train import fit
+        params, _ = fit(config, data, epochs=2, batch_size=64, learning_rate=5e-3, seed=0,
+                        progress=False, validate=False)
+    else:
+        config, params, data = trained(name)
+    dec = decompose(params, (data.x_train, data.y_train), model=config, gate_mode="per_gate",
+                    max_remove=0.2, n_pos=100, u_mask=u_mask)
+    keep = np.asarray(dec.keep)  # [C, L, gH]
+    assert keep.shape[-1] == 3 * config.units or keep.shape[-1] == 4 * config.units
+    assert (~keep).any()
+    x = data.x_test
+    want = np.stack([_per_gate_reference_contrast(config, params, x, keep[c], c, u_mask)
+                     for c in range(dec.num_modules)])
+    pred, probs = compose(dec, params)(x)
+    np.testing.assert_allclose(np.asarray(module_scores(dec, params, x, kind="contrast")), want,
+                               rtol=0, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(probs), 1 / (1 + np.exp(-want)), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(pred), want.argmax(0))
+    # the derived weight masks say the same as the hand-built ones
+    m = masks_for(dec, 1, params)
+    col = keep[1, 0]
+    np.testing.assert_array_equal(np.asarray(m["rnn_0"]["kernel"]),
+                                  np.broadcast_to(col, params["rnn_0"]["kernel"].shape))
+    want_u = np.broadcast_to(col, (config.units, col.size)) if u_mask == "paper" \
+        else np.ones((config.units, col.size), bool)
+    np.testing.assert_array_equal(np.asarray(m["rnn_0"]["recurrent_kernel"]), want_u)
+    assert np.asarray(m["dense"]["kernel"]).all()

@@ -185,6 +185,9 @@ def test_smoke_end_to_end_resume_and_stale_rows(tmp_path):
             assert opts["u_mask"] == ("paper" if (r["io"] == "many_to_one"
                                                   and r["mode"] == "rolled") else "code")
             assert opts["gate_mode"] == ("per_gate" if r["config"] == "per_gate" else "unit")
+            head = {"rolled": "step", "unrolled": "last" if r["io"] == "many_to_one" else "first"}
+            assert opts["head_rows"] == head[r["mode"]]  # no Dropout before the head here
+        assert r["settings"]["forward"] == "artifact"
         assert (r["delta_nopad"] is None) == (r["io"] in ("one_to_one", "many_to_one"))
     md = report.read_text()
     assert "Headline statistics" in md and "Targets (artifact configuration)" in md
@@ -203,3 +206,30 @@ def test_smoke_end_to_end_resume_and_stale_rows(tmp_path):
                   "--limit_test=50", f"--out={out}"])
     assert p3.returncode == 0, p3.stderr[-3000:]
     assert "recomputing" in p3.stderr
+
+
+@pytest.mark.parametrize("cell,reused", [("lstm", True), ("simple", True), ("gru", False)])
+def test_cached_checkpoints_are_reused_when_the_forward_computes_the_same_function(
+        tmp_path, cell, reused):
+    """A checkpoint trained before the forward option (sigmoid gates, Keras forward) is reused
+    under the artifact forward for LSTM and vanilla models; a GRU is trained again (the
+    artifact's candidate is another function)."""
+    import dataclasses
+
+    import numpy as np
+
+    from modjax.checkpoint import save_model
+    from modjax.data.synthetic import load_synthetic
+    from modjax.models import config_for, init_params
+
+    data = load_synthetic("many_to_one", n_train=64, n_test=8, seed=0)
+    cfg = config_for(data, cell=cell, units=4, embed_dim=3, forward="artifact")
+    old = dataclasses.replace(cfg, forward="keras")  # as the earlier binary saved it
+    params = init_params(old, seed=5)
+    path = str(tmp_path / "m")
+    save_model(path, old, params)
+    got, _, cached = runner.train_or_load(cfg, data, path, epochs=1, batch_size=32, seed=0,
+                                             retrain=False, progress=False)
+    assert cached == reused
+    same = np.array_equal(np.asarray(got["rnn_0"]["kernel"]), params["rnn_0"]["kernel"])
+    assert same == reused

@@ -1,5 +1,6 @@
 """Keras 2 ``.h5`` import: the authors' three models and synthetic files, against a float64
 NumPy implementation of the *Keras* equations written here."""
+import dataclasses
 import json
 import os
 import shutil
@@ -57,10 +58,12 @@ def _softmax(z):
     return e / e.sum(-1, keepdims=True)
 
 
-def _keras_rnn(kind, cfg, w, xs, mask):
+def _keras_rnn(kind, cfg, w, xs, mask, artifact=False):
     """Keras 2 SimpleRNN / LSTM / GRU over ``xs [N, T, D]`` in float64.
 
     ``mask [N, T]`` (or None): masked steps keep the previous state and output.
+    With ``artifact`` the authors' NumPy forward instead: logistic-sigmoid gates whatever the
+    config says, and the GRU (reset_after=False) candidate ``tanh(x W_h + b_h + r * (h U_h))``.
     Returns ``[N, T, H]`` outputs (all steps).
     """
     W = np.float64(w["kernel"])
@@ -68,7 +71,7 @@ def _keras_rnn(kind, cfg, w, xs, mask):
     B = np.float64(w["bias"])
     H = U.shape[0]
     act = _ACT[cfg.get("activation", "tanh")]
-    rec = _ACT[cfg.get("recurrent_activation", "hard_sigmoid")]
+    rec = _sigmoid if artifact else _ACT[cfg.get("recurrent_activation", "hard_sigmoid")]
     N, T, _ = xs.shape
     h = np.zeros((N, H))
     c = np.zeros((N, H))
@@ -90,7 +93,7 @@ def _keras_rnn(kind, cfg, w, xs, mask):
             x_h = x @ W[:, 2 * H:] + B[2 * H:]
             zg = rec(x_z + h @ U[:, :H])
             r = rec(x_r + h @ U[:, H:2 * H])
-            hh = act(x_h + (r * h) @ U[:, 2 * H:])
+            hh = act(x_h + (r * (h @ U[:, 2 * H:]) if artifact else (r * h) @ U[:, 2 * H:]))
             h_new, c_new = zg * h + (1 - zg) * hh, c
         else:  # GRU reset_after=True, bias = (input bias, recurrent bias)
             mx = x @ W + B[0]
@@ -108,10 +111,12 @@ def _keras_rnn(kind, cfg, w, xs, mask):
     return np.stack(outs, 1)
 
 
-def keras_reference(h5_path, x, logits=False):
+def keras_reference(h5_path, x, logits=False, artifact=False, repeat=None):
     """Keras's output probabilities for ids ``x``, read straight from the h5 in float64.
 
-    With ``logits`` the output softmax is left out (the pre-softmax Dense output).
+    With ``logits`` the output softmax is left out (the pre-softmax Dense output). With
+    ``artifact`` the recurrent layers follow the authors' NumPy forward (:func:`_keras_rnn`).
+    ``repeat`` overrides ``RepeatVector``'s count (the same weights run for more steps).
     """
     with h5py.File(h5_path, "r") as f:
         layers = json.loads(f.attrs["model_config"])["config"]["layers"]
@@ -136,9 +141,11 @@ def keras_reference(h5_path, x, logits=False):
             elif cls == "Flatten":
                 v, mask = v.reshape(v.shape[0], -1), None
             elif cls == "RepeatVector":
-                v = np.repeat(v[:, None, :], cfg["n"], axis=1)
+                v = np.repeat(v[:, None, :], repeat or cfg["n"], axis=1)
             elif cls in ("SimpleRNN", "LSTM", "GRU"):
-                v = _keras_rnn(cls, cfg, weights(cfg["name"]), v, mask)
+                v = _keras_rnn(cls, cfg, weights(cfg["name"]), v, mask, artifact)
+                if repeat:
+                    cfg = dict(cfg, return_sequences=True)
                 seq = cfg["return_sequences"]
                 if not seq:
                     v = v[:, -1]
@@ -184,6 +191,71 @@ def test_real_model_imports_and_matches_keras(rel):
     logits = np.asarray(apply_model(config, params, x), np.float64)
     np.testing.assert_allclose(logits, keras_reference(path, x, logits=True), atol=1e-5,
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("rel", sorted(REAL))
+def test_real_model_artifact_forward_matches_the_authors_formulas(rel):
+    """forward="artifact": logistic gates (the LSTM and GRU were saved with hard_sigmoid) and
+    the authors' GRU candidate, against the float64 formulas on the file's own weights."""
+    path = _real_path(rel)
+    config, params = from_keras_h5(path, forward="artifact")
+    assert config.forward == "artifact" and config.gate_activation == REAL[rel]["gate_activation"]
+    x = np.random.default_rng(3).integers(0, config.vocab_size, (16, config.in_len)).astype(
+        np.int32)
+    got = np.asarray(apply_model(config, params, x), np.float64)
+    np.testing.assert_allclose(got, keras_reference(path, x, logits=True, artifact=True),
+                               atol=1e-5, rtol=1e-5)
+    keras = keras_reference(path, x, logits=True)
+    if config.cell == "simple":  # no gates: the two forwards are one function
+        np.testing.assert_allclose(got, keras, atol=1e-5, rtol=1e-5)
+    else:  # hard_sigmoid vs logistic gates: measured 2.7e-4 (GRU scratch), 10x the tolerance
+        assert np.abs(got - keras).max() > 1e-4
+    if config.cell == "gru":
+        # The file's GRU runs one step from h = 0, where the two candidates agree; run the same
+        # weights over 4 steps (RepeatVector(4)) to tell r * (h U_h) from (r * h) U_h.
+        long = dataclasses.replace(config, io="one_to_many", out_len=4)
+        got4 = np.asarray(apply_model(long, params, x), np.float64)
+        np.testing.assert_allclose(
+            got4, keras_reference(path, x, logits=True, artifact=True, repeat=4),
+            atol=1e-5, rtol=1e-5)
+        keras_long = dataclasses.replace(long, forward="keras")
+        sig_gates = dataclasses.replace(keras_long, gate_activation="sigmoid")
+        # same gates, only the candidate differs: the difference is the candidate's
+        assert np.abs(got4 - np.asarray(apply_model(sig_gates, params, x))).max() > 1e-4
+
+
+@pytest.mark.parametrize("rel", sorted(REAL))
+def test_real_model_decomposes_with_the_artifact_preset(rel):
+    """Import with the artifact forward, decompose with the artifact preset: the options are
+    the authors' script's for this model, and the traced hidden states the decomposition reads
+    are the authors' formulas."""
+    from modjax.decompose import trace
+
+    path = _real_path(rel)
+    config, params = from_keras_h5(path, forward="artifact")
+    rng = np.random.default_rng(1)
+    N = 64
+    x = rng.integers(1, config.vocab_size, size=(N, config.in_len)).astype(np.int32)
+    C = config.num_classes
+    y = rng.integers(0, C, size=(N, config.steps) if config.many_output else (N,))
+    mode = "unrolled" if config.many_output else "rolled"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # classes without random positives
+        d = decompose(params, (x, y), model=config, n_pos=8, preset="artifact", mode=mode)
+    want = {("lstm", "one_to_many"): (0.20, "code", "first"),  # LSTM-1 1:N unrolled script
+            ("simple", "one_to_many"): (0.05, "code", "first"),
+            ("gru", "one_to_one"): (0.05, "code", "step")}[config.cell, config.io]
+    assert (d.options.max_remove, d.options.u_mask, d.options.head_rows) == want
+    assert (~np.asarray(d.keep)).any()
+    hidden = np.asarray(trace(params, x[:8], model=config), np.float64)[0]  # [8, T, H]
+    with h5py.File(path, "r") as f:
+        layers = json.loads(f.attrs["model_config"])["config"]["layers"]
+    rnn = next(s for s in layers if s["class_name"] in ("SimpleRNN", "LSTM", "GRU"))
+    w = {k: np.float64(v) for k, v in params["rnn_0"].items()}
+    e = np.float64(params["embedding"]["embedding"])[x[:8]].reshape(8, -1)
+    xs = np.repeat(e[:, None, :], config.steps, axis=1)
+    np.testing.assert_allclose(hidden, _keras_rnn(rnn["class_name"], rnn["config"], w, xs,
+                                                  None, artifact=True), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("rel", sorted(REAL))

@@ -31,12 +31,13 @@ def params():
             for k, d in shapes.items()}
 
 
-def decomp(keep=KEEP, u_mask="code", mode="rolled"):
+def decomp(keep=KEEP, u_mask="code", mode="rolled", head_rows="step"):
     keep = jnp.asarray(keep, bool)
     M = keep.shape[2] if mode == "unrolled" else 1
     return Decomposition(keep=keep, head_class=jnp.arange(keep.shape[0], dtype=jnp.int32),
                          has_positives=jnp.ones((keep.shape[0], M), bool), config=CFG,
-                         options=DecomposeOptions(mode=mode, u_mask=u_mask),
+                         options=DecomposeOptions(mode=mode, u_mask=u_mask,
+                                                  head_rows=head_rows),
                          class_names=("a", "b", "c"))
 
 
@@ -154,3 +155,34 @@ def test_chance_accuracy_and_padding_class():
         chance_accuracy(y, 0)
     assert has_padding_class(("<pad>", "NOUN")) and has_padding_class(["pad", "clean"])
     assert not has_padding_class(("no", "yes")) and not has_padding_class(("0", "1"))
+
+
+def test_jaccard_paper_counts_distinct_shared_values():
+    """Weights with a repeated value: the intersection counts distinct values,
+    ``len(set(A) & set(B))``, as the artifact computes it; |A| and |B| count every entry.
+
+    The recurrent kernel holds one value six times (1.25); the dense kernel 9 distinct values.
+    A = 15 entries, 10 distinct values. Module 1 (nothing removed): B keeps the six 1.25s and
+    dense column 1 -> shared distinct values {1.25, 3 dense} = 4: JI = 4 / (15 + 15 - 4).
+    Module 0 (unit 1 removed): four 1.25s, dense [0, 0] and [2, 0] -> 3: JI = 3 / 27.
+    Module 2 (units 0, 1 removed): two 1.25s, dense [2, 2] -> 2: JI = 2 / 28.
+    (Counting B's entries with multiplicity would give 9/21, 6/24 and 3/27.)
+    """
+    p = params()
+    p["rnn_0"]["kernel"] = np.full((2, 3), 1.25, np.float32)
+    got = jaccard_paper(decomp(), p)
+    np.testing.assert_allclose(got, [3 / 27, 4 / 26, 2 / 28], atol=1e-12)
+
+
+def test_jaccard_paper_unrolled_follows_the_head_rows_option():
+    keep = np.ones((3, 1, 3, 3), bool)  # [C, L, T, H]
+    keep[0, 0, 2] = [1, 0, 1]  # module 0 removes unit 1 at the last step only
+    # "step": steps 0, 1 keep 9 of 15 (kernel 6 + column 0's 3 rows), step 2 keeps 6.
+    step = jaccard_paper(decomp(keep, mode="unrolled"), params())
+    np.testing.assert_allclose(step[0], (2 * ji(9 / 15) + ji(6 / 15)) / 3, atol=1e-12)
+    # "last": the head drops row 1 at every step -> steps 0, 1 keep 8 of 15.
+    last = jaccard_paper(decomp(keep, mode="unrolled", head_rows="last"), params())
+    np.testing.assert_allclose(last[0], (2 * ji(8 / 15) + ji(6 / 15)) / 3, atol=1e-12)
+    # "first": nothing is removed at step 0 -> every head row kept; step 2 keeps 7.
+    first = jaccard_paper(decomp(keep, mode="unrolled", head_rows="first"), params())
+    np.testing.assert_allclose(first[0], (2 * ji(9 / 15) + ji(7 / 15)) / 3, atol=1e-12)

@@ -185,3 +185,27 @@ def test_predictions_identical_after_reload(tmp_path, which, request):
         a, b = np.asarray(a), np.asarray(b)
         assert a.dtype == b.dtype and a.shape == b.shape
         assert a.tobytes() == b.tobytes()
+
+
+def test_head_rows_and_forward_survive_and_old_saves_load_with_the_old_behaviour(tmp_path,
+                                                                                unrolled):
+    import dataclasses
+
+    config, params, d = unrolled
+    d2 = d.replace(options=dataclasses.replace(d.options, head_rows="first"),
+                   config=dataclasses.replace(config, forward="artifact"))
+    path = str(tmp_path / "decomp")
+    save_decomposition(path, d2, params)
+    back = load_decomposition(path, params)
+    assert back.options.head_rows == "first" and back.config.forward == "artifact"
+    _assert_same(d2, back)
+    # a save written before head_rows and forward existed: per-step head rows, Keras forward
+    meta_path = os.path.join(path, "meta.json")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    del meta["options"]["head_rows"]
+    del meta["config"]["forward"]
+    with open(meta_path, "w") as f:
+        json.dump(meta, f)
+    old = load_decomposition(path, params)
+    assert old.options.head_rows == "step" and old.config.forward == "keras"

@@ -6,13 +6,14 @@ the same vocabulary and length stands for a model of another I/O type.
 """
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
-from modjax.compose import compose, module_scores, replace, select
+from modjax.compose import apply_masks, compose, module_scores, replace
 from modjax.decompose import decompose
 from modjax.metrics import accuracy
-from modjax.models import ModelConfig, init_params
+from modjax.models import ModelConfig, apply_model, init_params
 from modjax.reuse import (ModuleRef, compose_modules, module_set_scores, modules_of,
                           replacement)
 from tests.trained_models import decomposed, trained, trained_big
@@ -35,13 +36,27 @@ def _many_output_model(data, seed=0):
     return d, params
 
 
-def test_all_modules_of_one_model_equal_compose():
+def _masked_weights_contrast(decomp, params, x, modules):
+    """Each module's contrast ``z_p - z_q`` from an ordinary forward pass of its masked,
+    channelled weights (apply_masks), in float64: independent of module_scores's masks on the
+    matmuls. ``[len(modules), N]``."""
+    out = []
+    with jax.enable_x64(True):
+        p64 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)
+        for c in modules:
+            z = np.asarray(apply_model(decomp.config, apply_masks(p64, decomp, c), x))
+            p = int(decomp.head_class[c])
+            out.append(z[..., p] - z[..., 1 if p == 0 else 0])
+    return np.stack(out)
+
+
+def test_all_modules_of_one_model_vote_as_their_masked_weights():
     (da, pa), _, data = _two_models()
     x = data.x_test
     pred, scores = compose_modules(modules_of(da, pa))(x)
-    want_pred, want_scores = compose(da, pa)(x)
-    np.testing.assert_array_equal(np.asarray(scores), np.asarray(want_scores))
-    np.testing.assert_array_equal(np.asarray(pred), np.asarray(want_pred))
+    want = _masked_weights_contrast(da, pa, x, range(da.num_modules))
+    np.testing.assert_allclose(np.asarray(scores), 1 / (1 + np.exp(-want)), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(pred), np.argmax(want, axis=0))
 
 
 def test_mixed_sources_score_as_their_own_models_and_vote_by_label():
@@ -147,9 +162,24 @@ def test_errors_name_the_argument():
         replacement(da, pa, da.num_modules, da, pa, 0)
 
 
-def test_select_subset_matches_refs():
+def test_select_subset_matches_masked_weights():
     (da, pa), _, data = _two_models()
-    sub = select(da, [0, 2])
-    s = module_set_scores(modules_of(da, pa, [0, 2]), data.x_test)
-    np.testing.assert_array_equal(np.asarray(s), np.asarray(module_scores(sub, pa,
-                                                                          data.x_test)))
+    s = module_set_scores(modules_of(da, pa, [0, 2]), data.x_test, kind="contrast")
+    want = _masked_weights_contrast(da, pa, data.x_test, [0, 2])
+    np.testing.assert_allclose(np.asarray(s), want, rtol=0, atol=1e-4)
+
+
+def test_compose_modules_and_replacement_vote_without_saturation():
+    """Logits [19, 20, -10 x 8]: both leading modules' probabilities are 1.0 in float32; the
+    vote compares contrasts and picks class 1, as the monolithic model does."""
+    from tests.test_compose import _saturating_model
+
+    cfg, params, decomp = _saturating_model()
+    x = np.ones((3, cfg.in_len), np.int32)
+    pred, scores = compose_modules(modules_of(decomp, params))(x)
+    assert (np.asarray(scores)[:2] == 1.0).all()
+    np.testing.assert_array_equal(np.asarray(pred), [1, 1, 1])
+    pred, _ = compose_modules(replacement(decomp, params, 1, decomp, params, 1))(x)
+    np.testing.assert_array_equal(np.asarray(pred), [1, 1, 1])
+    pred, _ = compose_modules(modules_of(decomp, params, [0, 1], labels=[5, 6]))(x)
+    np.testing.assert_array_equal(np.asarray(pred), [6, 6, 6])
