@@ -562,7 +562,7 @@ def write_outputs(out: str, inp: Inputs, opt: Options, decomp, summary, ov,
 
     config, data, class_names = inp.config, inp.data, inp.class_names
     os.makedirs(out, exist_ok=True)
-    save_decomposition(os.path.join(out, "decomposition"), decomp, inp.params)
+    save_decomposition(os.path.join(out, "decomposition"), decomp, inp.params, overwrite=True)
     has = np.asarray(decomp.has_positives)
     unit_keep = np.asarray(decomp.unit_keep())
     model_name = os.path.basename(os.path.normpath(FLAGS.model))

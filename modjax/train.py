@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from modjax import validate
 from modjax.data.base import TaskData
 from modjax.models import ModelConfig, RNNModel, init_params
 
@@ -100,8 +101,7 @@ def predict(config: ModelConfig, params, x, dec_in=None, *, batch_size: int = 10
     Returns:
       ``[N]`` or ``[N, T]`` int32 class ids.
     """
-    x = np.asarray(x, np.int32)
-    dec_in = None if dec_in is None else np.asarray(dec_in, np.int32)
+    x, dec_in = validate.model_inputs(config, x, dec_in)
     outs = []
     bs = min(batch_size, x.shape[0])
     for s, e in _batches(x.shape[0], bs):

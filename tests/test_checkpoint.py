@@ -48,7 +48,7 @@ def test_overwrite_is_atomic_and_format_checked(tmp_path):
     p = init_params(cfg)
     path = tmp_path / "m"
     save_model(str(path), cfg, p)
-    save_model(str(path), cfg, flax.core.freeze(p))  # overwrite, FrozenDict accepted
+    save_model(str(path), cfg, flax.core.freeze(p), overwrite=True)  # FrozenDict accepted
     assert sorted(os.listdir(tmp_path)) == ["m"]  # no temporary leftovers
     with open(path / "format.json", "w") as f:
         json.dump({"format": "modjax-model", "version": 99}, f)

@@ -70,7 +70,7 @@ def test_save_load_round_trip(tmp_path, which, request):
     # loading with a FrozenDict / {"params": ...} wrapper of the same params works too
     _assert_same(d, load_decomposition(path, freeze({"params": params})))
     # saving again over the same directory replaces it atomically
-    save_decomposition(path, back, params)
+    save_decomposition(path, back, params, overwrite=True)
     _assert_same(d, load_decomposition(path, params))
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
 
@@ -135,7 +135,7 @@ def test_format_version_mismatch_is_refused(tmp_path, rolled):
     fmt = os.path.join(path, "format.json")
     with open(fmt, "w") as f:
         json.dump({"format": DECOMP_FORMAT, "version": DECOMP_VERSION + 1}, f)
-    with pytest.raises(ValueError, match="expected format modjax-decomposition v1"):
+    with pytest.raises(ValueError, match="expected format modjax-decomposition v2"):
         load_decomposition(path, params)
     with open(fmt, "w") as f:
         json.dump({"format": "modjax-model", "version": 1}, f)
