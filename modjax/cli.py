@@ -108,8 +108,12 @@ _OPTION_FLAGS = ("max_remove", "u_mask", "rolled_obs", "padded_steps", "gate_mod
                  "n_neg")
 
 
+#: Exit status of a user error (bad flag, missing or corrupt file, unwritable --out).
+USAGE_ERROR = 2
+
+
 class CLIError(Exception):
-    """A bad flag or input: reported as one line, exit status 1."""
+    """A bad flag or input: reported as one line, exit status :data:`USAGE_ERROR`."""
 
 
 class _Progress:
@@ -391,9 +395,30 @@ def check_args() -> str:
 
 def check_out_dir(out: str) -> None:
     """``CLIError`` naming ``--out`` unless ``out`` is (or can be created as) a writable
-    directory."""
-    if os.path.exists(out) and not os.path.isdir(out):
+    directory whose ``decomposition/`` (if any) is a decomposition that may be replaced.
+    Nothing is created."""
+    import tempfile
+
+    from modjax.atomic import check_target
+    from modjax.persist import DECOMP_FILES, DECOMP_FORMAT
+
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
         raise CLIError(f"--out: {out!r} exists and is not a directory")
+    anc = path
+    while not os.path.exists(anc):
+        anc = os.path.dirname(anc)
+    if not os.path.isdir(anc):
+        raise CLIError(f"--out: {out!r} lies under {anc!r}, which is a file, not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".modjax-probe-", dir=anc))
+    except OSError as e:
+        raise CLIError(f"--out: cannot write to {anc!r} (for {out!r}): "
+                       f"{e.strerror or _one_line(e)}") from None
+    try:
+        check_target(os.path.join(path, "decomposition"), DECOMP_FORMAT, DECOMP_FILES, True)
+    except ValueError as e:
+        raise CLIError(f"--out: {_one_line(e)}") from None
 
 
 def load_inputs(progress) -> Inputs:
@@ -640,7 +665,10 @@ def cmd_decompose() -> int:
                                     "eval_cold": t_eval_cold, "eval_warm": t_eval_warm})
     summary.notes = notes
     progress(f"writing {out}/")
-    write_outputs(out, inp, opt, decomp, summary, ov, eval_split)
+    try:
+        write_outputs(out, inp, opt, decomp, summary, ov, eval_split)
+    except (OSError, ValueError) as e:
+        raise CLIError(f"--out: cannot write {out!r}: {_one_line(e)}") from None
     print_summary(out, inp, opt, summary)
     return 0
 
@@ -671,11 +699,21 @@ def main(argv) -> None:
 
 
 def _fail(msg: str, cmd: str = "") -> None:
-    print(f"modjax{' ' + cmd if cmd else ''}: error: {msg}", file=sys.stderr, flush=True)
-    sys.exit(1)
+    print(f"modjax{' ' + cmd if cmd else ''}: error: {_one_line(msg)}", file=sys.stderr,
+          flush=True)
+    sys.exit(USAGE_ERROR)
+
+
+def parse_flags(argv):
+    """absl flag parsing; a bad flag is a one-line error with exit status 2 (no usage dump)."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        cmd = next((a for a in argv[1:] if a in _COMMANDS), "")
+        _fail(f"{e} (python -m modjax --help lists the flags)", cmd)
 
 
 def run(argv=None) -> None:
     """Entry point (``python -m modjax``)."""
     define_flags()
-    app.run(main, argv=argv)
+    app.run(main, argv=argv, flags_parser=parse_flags)
