@@ -64,3 +64,52 @@ def test_to_plain_dict_unfreezes():
     tree = flax.core.freeze({"a": {"b": np.ones(2)}})
     out = to_plain_dict(tree)
     assert type(out) is dict and type(out["a"]) is dict
+
+
+@pytest.mark.parametrize("fname,content,pattern", [
+    ("format.json", "[1, 2]", r"expected format modjax-model v1, got \[1, 2\]"),
+    ("format.json", "not json", "JSONDecodeError"),
+    ("config.json", "[]", "config.json must hold an object"),
+    ("config.json", None, "No such file or directory.*config.json"),
+    ("params.msgpack", None, "No such file or directory.*params.msgpack"),
+    ("params.msgpack", b"\x00garbage", "unreadable model checkpoint"),
+])
+def test_malformed_checkpoint_is_a_value_error_naming_the_path(tmp_path, fname, content,
+                                                              pattern):
+    from modjax.models import ModelConfig, init_params
+
+    cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=3, vocab_size=9, in_len=4,
+                      units=4, embed_dim=2)
+    path = tmp_path / "m"
+    save_model(str(path), cfg, init_params(cfg))
+    if content is None:
+        os.remove(path / fname)
+    else:
+        (path / fname).write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError, match=pattern) as e:
+        load_model(str(path))
+    assert str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("edit,pattern", [
+    ({"units": 5}, r"config.json does not fit params.msgpack: params\['dense'\]\['kernel'\] "
+     r"has shape \(4, 3\), the model config needs \(5, 3\)"),
+    ({"cell": "gru"}, "config.json does not fit params.msgpack"),
+    ({"mask_zero": "yes"}, "mask_zero must be a bool, got 'yes'"),
+    ({"dropout": "0.1"}, "dropout must be a real number"),
+    ({"units": "4"}, "units must be a positive int, got '4'"),
+    ({"bogus": 1}, "unexpected keyword argument 'bogus'"),
+])
+def test_config_checked_against_params(tmp_path, edit, pattern):
+    from modjax.models import ModelConfig, init_params
+
+    cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=3, vocab_size=9, in_len=4,
+                      units=4, embed_dim=2)
+    path = tmp_path / "m"
+    save_model(str(path), cfg, init_params(cfg))
+    raw = json.loads((path / "config.json").read_text())
+    raw.update(edit)
+    (path / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=pattern) as e:
+        load_model(str(path))
+    assert str(path) in str(e.value)

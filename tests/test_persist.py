@@ -185,3 +185,95 @@ def test_predictions_identical_after_reload(tmp_path, which, request):
         a, b = np.asarray(a), np.asarray(b)
         assert a.dtype == b.dtype and a.shape == b.shape
         assert a.tobytes() == b.tobytes()
+
+
+def _edit_meta(path, fn):
+    p = os.path.join(path, "meta.json")
+    with open(p) as f:
+        meta = json.load(f)
+    fn(meta)
+    with open(p, "w") as f:
+        json.dump(meta, f)
+
+
+@pytest.mark.parametrize("field,edit", [
+    ("config", lambda m: m["config"].update(activation="relu")),
+    ("config", lambda m: m["config"].update(gate_activation="hard_sigmoid")),
+    ("options", lambda m: m["options"].update(u_mask="paper")),
+    ("options", lambda m: m["options"].update(mode="unrolled")),
+    ("class_names", lambda m: m["class_names"].reverse()),
+    ("shapes", lambda m: m["shapes"].update(head_class=[99])),
+    ("dtypes", lambda m: m["dtypes"].update(head_class="int64")),
+])
+def test_edited_meta_field_is_refused_by_name(tmp_path, rolled, field, edit):
+    """An edit that would change results (activation, u_mask, class names, ...) is refused."""
+    _, params, d = rolled
+    path = str(tmp_path / "decomp")
+    save_decomposition(path, d, params)
+    _edit_meta(path, edit)
+    with pytest.raises(ValueError, match=f"meta.json field '{field}' differs from what was "
+                       "saved"):
+        load_decomposition(path, params)
+
+
+def test_edited_keep_array_is_refused(tmp_path, rolled):
+    from flax import serialization
+
+    _, params, d = rolled
+    path = str(tmp_path / "decomp")
+    save_decomposition(path, d, params)
+    p = os.path.join(path, "arrays.msgpack")
+    with open(p, "rb") as f:
+        arrays = serialization.msgpack_restore(f.read())
+    arrays["keep"] = np.array(arrays["keep"])
+    arrays["keep"][0, 0, 0] = ~arrays["keep"][0, 0, 0]
+    with open(p, "wb") as f:
+        f.write(serialization.msgpack_serialize(arrays))
+    with pytest.raises(ValueError, match="array 'keep' differs from what was saved"):
+        load_decomposition(path, params)
+
+
+@pytest.mark.parametrize("field,edit,pattern", [
+    ("options", lambda m: m.pop("options"), "meta.json has no field 'options'"),
+    ("config", lambda m: m.pop("config"), "meta.json has no field 'config'"),
+    ("params_hash", lambda m: m.pop("params_hash"), "meta.json has no field 'params_hash'"),
+    ("field_hashes", lambda m: m.pop("field_hashes"), "meta.json has no field 'field_hashes'"),
+    ("options", lambda m: m.update(options=[1, 2]), "field 'options' must be an object, got list"),
+    ("class_names", lambda m: m.update(class_names="abc"),
+     "field 'class_names' must be a list, got str"),
+    ("params_hash", lambda m: m.update(params_hash=5),
+     "field 'params_hash' must be a string, got int"),
+])
+def test_missing_or_ill_typed_meta_field_is_a_value_error(tmp_path, rolled, field, edit,
+                                                         pattern):
+    _, params, d = rolled
+    path = str(tmp_path / "decomp")
+    save_decomposition(path, d, params)
+    _edit_meta(path, edit)
+    with pytest.raises(ValueError, match=pattern):
+        load_decomposition(path, params)
+
+
+def test_version_1_files_are_read_and_validated(tmp_path, rolled):
+    """A file written before field hashes (version 1) loads; its fields are still validated."""
+    _, params, d = rolled
+    path = str(tmp_path / "decomp")
+    save_decomposition(path, d, params)
+    with open(os.path.join(path, "format.json"), "w") as f:
+        json.dump({"format": DECOMP_FORMAT, "version": 1}, f)
+    _edit_meta(path, lambda m: m.pop("field_hashes"))
+    _assert_same(d, load_decomposition(path, params))
+    _edit_meta(path, lambda m: m["options"].update(max_remove="0.1"))
+    with pytest.raises(ValueError, match="field 'options': max_remove must be a real number"):
+        load_decomposition(path, params)
+    _edit_meta(path, lambda m: m["options"].update(max_remove=0.25, bogus=1))
+    with pytest.raises(ValueError, match="field 'options': .*bogus"):
+        load_decomposition(path, params)
+    _edit_meta(path, lambda m: (m["options"].pop("bogus"), m["config"].update(mask_zero="no")))
+    with pytest.raises(ValueError, match="field 'config': mask_zero must be a bool"):
+        load_decomposition(path, params)
+    _edit_meta(path, lambda m: (m["config"].update(mask_zero=False),
+                                m["class_names"].append("extra"),
+                                m["shapes"].update(head_class=[len(d.class_names) + 1])))
+    with pytest.raises(ValueError, match="array 'head_class' has int32"):
+        load_decomposition(path, params)
