@@ -119,7 +119,7 @@ def labels(name: str, y, shape: Sequence[int], num_classes: int) -> np.ndarray:
                          f"{list(shape) + [num_classes]} (one-hot), got {list(a.shape)}")
     if not np.issubdtype(a.dtype, np.integer):
         if a.size and not np.all(np.isfinite(a) & (np.mod(a, 1) == 0)):
-            raise ValueError(f"{name} must be integer labels, got non-integral values of dtype "
+            raise ValueError(f"{name} must be integers, got non-integral values of dtype "
                              f"{a.dtype}")
     if a.size and (a.min() < 0 or a.max() >= num_classes):
         raise ValueError(f"{name} must lie in [0, {num_classes}), got range {_range_of(a)}")

@@ -625,3 +625,27 @@ def test_decomposition_is_a_pytree():
     rebuilt = jax.tree_util.tree_unflatten(treedef, leaves)
     assert rebuilt.options == DecomposeOptions(n_pos=100, max_remove=MAX_REMOVE)
     np.testing.assert_array_equal(np.asarray(dec.head_class), np.arange(6))
+
+
+def test_sample_arrays_are_bounded_by_the_data_not_n_pos(monkeypatch):
+    """n_pos / n_neg far above the data's size give the same keeps as sizes that take every
+    example, and the compiled sample arrays are sized by the (bucketed) data: memory does not
+    grow with n_pos (n_pos=100000 on 400 examples took gigabytes when the arrays were n_pos
+    long)."""
+    import modjax.decompose as dmod
+
+    cfg = ModelConfig(io="many_to_many", cell="lstm", num_classes=3, vocab_size=15, in_len=5,
+                      units=6, embed_dim=3)
+    params = init_params(cfg, seed=3)
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 15, (90, 5)), rng.integers(0, 3, (90, 5))
+    seen = []
+    core = dmod._decompose_core
+    monkeypatch.setattr(dmod, "_decompose_core",
+                        lambda *a, **k: (seen.append(k), core(*a, **k))[1])
+    huge = decompose(params, (x, y), model=cfg, mode="unrolled", n_pos=100000, n_neg=100000)
+    enough = decompose(params, (x, y), model=cfg, mode="unrolled", n_pos=90, n_neg=90)
+    np.testing.assert_array_equal(np.asarray(huge.keep), np.asarray(enough.keep))
+    np.testing.assert_array_equal(np.asarray(huge.has_positives),
+                                  np.asarray(enough.has_positives))
+    assert seen[0]["n_pos"] == seen[0]["n_neg"] == 128  # the bucketed union of 90 examples

@@ -169,7 +169,7 @@ def test_labels_out_of_range_or_fractional(m2o):
     cfg, params, _, x, y = m2o
     with pytest.raises(ValueError, match=r"data labels must lie in \[0, 3\), got range \[0, 3\]"):
         decompose(params, (x, np.where(y == 2, 3, y)), model=cfg)
-    with pytest.raises(ValueError, match="data labels must be integer labels, got non-integral"):
+    with pytest.raises(ValueError, match="data labels must be integers, got non-integral"):
         decompose(params, (x, y + 0.5), model=cfg)
 
 
