@@ -234,6 +234,7 @@ def test_edited_keep_array_is_refused(tmp_path, rolled):
 
 
 @pytest.mark.parametrize("field,edit,pattern", [
+    ("shapes", lambda m: m.pop("shapes"), "meta.json has no field 'shapes'"),
     ("options", lambda m: m.pop("options"), "meta.json has no field 'options'"),
     ("config", lambda m: m.pop("config"), "meta.json has no field 'config'"),
     ("params_hash", lambda m: m.pop("params_hash"), "meta.json has no field 'params_hash'"),
@@ -251,6 +252,16 @@ def test_missing_or_ill_typed_meta_field_is_a_value_error(tmp_path, rolled, fiel
     save_decomposition(path, d, params)
     _edit_meta(path, edit)
     with pytest.raises(ValueError, match=pattern):
+        load_decomposition(path, params)
+
+
+def test_meta_json_that_is_not_an_object(tmp_path, rolled):
+    _, params, d = rolled
+    path = str(tmp_path / "decomp")
+    save_decomposition(path, d, params)
+    with open(os.path.join(path, "meta.json"), "w") as f:
+        json.dump([1, 2], f)
+    with pytest.raises(ValueError, match="meta.json must hold an object, got list"):
         load_decomposition(path, params)
 
 

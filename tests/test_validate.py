@@ -183,8 +183,10 @@ def test_module_indices_must_be_ints_in_range(m2o):
             select(d, bad)
     with pytest.raises(ValueError, match="classes must name at least one module"):
         select(d, [])
-    with pytest.raises(ValueError, match=r"ModuleRef.module must be a module index .* got 1.0"):
-        ModuleRef(d, params, 1.0)
+    for bad in (1.0, True):
+        with pytest.raises(ValueError, match=rf"ModuleRef.module must be a module index in "
+                           rf"\[0, 3\) \(an int\), got {bad}"):
+            ModuleRef(d, params, bad)
 
 
 def test_zero_examples_are_refused(m2o):
