@@ -46,8 +46,12 @@ def _step(name: str) -> None:
 
 
 def _fsync_path(p: str, directory: bool = False) -> None:
-    fd = os.open(p, os.O_RDONLY | (os.O_DIRECTORY if directory and hasattr(os, "O_DIRECTORY")
-                                   else 0))
+    try:
+        fd = os.open(p, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:
+        if directory:  # a platform that cannot open directories (Windows): nothing to sync
+            return
+        raise
     try:
         os.fsync(fd)
     except OSError:  # some filesystems cannot fsync a directory; the rename still is atomic

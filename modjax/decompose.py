@@ -351,7 +351,7 @@ def trace(params, inputs, *, model, dec_in=None, gates: bool = False):
     """
     config = resolve_model(model)
     params = check_params(config, params)
-
+    inputs, dec_in = validate.model_inputs(config, inputs, dec_in, x_name="inputs")
     aux = _trace(params, jnp.asarray(inputs, jnp.int32),
                  None if dec_in is None else jnp.asarray(dec_in, jnp.int32),
                  config=config, gates=gates)

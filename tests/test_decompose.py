@@ -632,7 +632,9 @@ def test_sample_arrays_are_bounded_by_the_data_not_n_pos(monkeypatch):
     example, and the compiled sample arrays are sized by the (bucketed) data: memory does not
     grow with n_pos (n_pos=100000 on 400 examples took gigabytes when the arrays were n_pos
     long)."""
-    import modjax.decompose as dmod
+    import importlib
+
+    dmod = importlib.import_module("modjax.decompose")  # the module, not the function
 
     cfg = ModelConfig(io="many_to_many", cell="lstm", num_classes=3, vocab_size=15, in_len=5,
                       units=6, embed_dim=3)

@@ -222,3 +222,14 @@ def test_real_and_index_helpers():
     with pytest.raises(ValueError, match=r"i must be a module index in \[0, 3\) \(an int\), "
                        r"got 2.0"):
         validate.index("i", 2.0, 3)
+
+
+def test_trace_checks_its_inputs(m2o):
+    from modjax.decompose import trace
+
+    cfg, params, _, x, _ = m2o
+    assert trace(params, x[:4], model=cfg).shape == (1, 4, L_IN, 5)
+    with pytest.raises(ValueError, match=r"inputs must hold integer token ids, got dtype float64"):
+        trace(params, x * 1.0, model=cfg)
+    with pytest.raises(ValueError, match=r"inputs holds token id 20"):
+        trace(params, np.where(x == x[0, 0], V, x), model=cfg)
