@@ -216,3 +216,21 @@ def test_recover_and_dead_staging_cleanup(artifacts, tmp_path):
     save_model(str(path), cfg, p, overwrite=True)
     assert os.listdir(tmp_path) == ["m"]
     assert atomic.artifact_kind(str(path)) == MODEL_FORMAT
+
+
+def test_load_reads_the_old_copy_where_the_parent_is_read_only(artifacts, tmp_path,
+                                                              monkeypatch):
+    """After a crash between the renames, a reader that cannot rename (read-only parent)
+    still loads the old artifact, from ``.NAME.old`` where it is."""
+    cfg, p = artifacts["old_cfg"], artifacts["old_p"]
+    path = tmp_path / "m"
+    save_model(str(path), cfg, p)
+    os.replace(path, tmp_path / ".m.old")
+
+    def read_only(*a, **k):
+        raise PermissionError(30, "Read-only file system")
+
+    monkeypatch.setattr(os, "replace", read_only)
+    got_cfg, got_p = load_model(str(path))
+    assert got_cfg == cfg and _leaves_equal(got_p, p)
+    assert sorted(os.listdir(tmp_path)) == [".m.old"]  # nothing was changed
