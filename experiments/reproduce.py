@@ -27,7 +27,7 @@ import os
 import sys
 import time
 import warnings
-from typing import Dict, List
+from typing import List
 
 from absl import app, flags, logging
 

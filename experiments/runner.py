@@ -27,7 +27,7 @@ import os
 import platform
 import tempfile
 import time
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from absl import logging
 
@@ -210,7 +210,7 @@ def train_or_load(config, data, model_dir: str, *, epochs: int, batch_size: int,
     train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     logging.info("trained in %.1fs (%.1fs/epoch, %.1f CPU s), final loss %.4f", train_s,
                  train_s / epochs, cpu_s, hist["loss"][-1])
-    save_model(model_dir, config, params)
+    save_model(model_dir, config, params, overwrite=True)  # our own cache entry
     meta = {"train_s": train_s, "train_cpu_s": cpu_s, "epoch_s": hist["seconds"],
             "loss": hist["loss"], "epochs": epochs, "batch_size": batch_size, "seed": seed,
             "n_train": int(len(data.x_train))}
@@ -437,12 +437,3 @@ def mean_median(values: Iterable[Optional[float]]) -> Tuple[Optional[float], Opt
     if not v:
         return None, None, 0
     return statistics.fmean(v), statistics.median(v), len(v)
-
-
-def run_grid(items: Sequence, work: Callable, *, what: str) -> List:
-    """Call ``work(item)`` for each item with a progress log line ``what i/n``; returns results."""
-    out = []
-    for i, item in enumerate(items):
-        logging.info("[%s %d/%d] %s", what, i + 1, len(items), item)
-        out.append(work(item))
-    return out

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Dict, List, Optional, Sequence
 
-from experiments import paper_results, runner
+from experiments import runner
 
 ONE_OUTPUT = ("one_to_one", "many_to_one")
 #: Targets on the ``artifact`` configuration: (label, group, statistic, bound).

@@ -125,8 +125,12 @@ _OPTION_FLAGS = ("max_remove", "u_mask", "rolled_obs", "padded_steps", "gate_mod
                  "n_neg")
 
 
+#: Exit status of a user error (bad flag, missing or corrupt file, unwritable --out).
+USAGE_ERROR = 2
+
+
 class CLIError(Exception):
-    """A bad flag or input: reported as one line, exit status 1."""
+    """A bad flag or input: reported as one line, exit status :data:`USAGE_ERROR`."""
 
 
 class _Progress:
@@ -367,23 +371,77 @@ def _collect_warnings(sink):
                 sink.append(msg)
 
 
-def cmd_decompose() -> int:
-    """``python -m modjax decompose``: see the module docstring."""
-    progress = _Progress(FLAGS.progress)
+@dataclasses.dataclass
+class Inputs:
+    """What :func:`load_inputs` read: the model and the data."""
+
+    config: object
+    params: dict
+    model_kind: str
+    data: object
+    class_names: tuple
+
+
+@dataclasses.dataclass
+class Options:
+    """What :func:`resolve_options` chose: the option flags given (``given``), the options in
+    full (``resolved``), the origin of the mode and the resolved sample sizes."""
+
+    given: dict
+    resolved: object
+    mode_origin: str
+    n_pos: int
+    n_neg: int
+    neg_per_class: bool
+
+
+def check_args() -> str:
+    """Stage 0: the required flags, ``--preset`` and ``--out``, before any work; returns
+    ``--out``."""
     if not FLAGS.model:
         raise CLIError("--model is required (a modjax checkpoint directory or a Keras .h5)")
     if not FLAGS.data:
         raise CLIError("--data is required (synthetic:<io>, a dataset name or a .npz file)")
     if not FLAGS.out:
         raise CLIError("--out is required (the output directory)")
-    out = FLAGS.out
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise CLIError(f"--out: {out!r} exists and is not a directory")
     from modjax.presets import PRESETS
 
     if FLAGS.preset is not None and FLAGS.preset not in PRESETS:
         raise CLIError(f"--preset must be one of {list(PRESETS)}, got {FLAGS.preset!r}")
+    check_out_dir(FLAGS.out)
+    return FLAGS.out
 
+
+def check_out_dir(out: str) -> None:
+    """``CLIError`` naming ``--out`` unless ``out`` is (or can be created as) a writable
+    directory whose ``decomposition/`` (if any) is a decomposition that may be replaced.
+    Nothing is created."""
+    import tempfile
+
+    from modjax.atomic import check_target
+    from modjax.persist import DECOMP_FILES, DECOMP_FORMAT
+
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"--out: {out!r} exists and is not a directory")
+    anc = path
+    while not os.path.exists(anc):
+        anc = os.path.dirname(anc)
+    if not os.path.isdir(anc):
+        raise CLIError(f"--out: {out!r} lies under {anc!r}, which is a file, not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".modjax-probe-", dir=anc))
+    except OSError as e:
+        raise CLIError(f"--out: cannot write to {anc!r} (for {out!r}): "
+                       f"{e.strerror or _one_line(e)}") from None
+    try:
+        check_target(os.path.join(path, "decomposition"), DECOMP_FORMAT, DECOMP_FILES, True)
+    except ValueError as e:
+        raise CLIError(f"--out: {_one_line(e)}") from None
+
+
+def load_inputs(progress) -> Inputs:
+    """Stage 1: the model (``--model``) and the data (``--data``, ``--limit``), checked to fit."""
     progress(f"loading model {FLAGS.model}")
     data_in_len = None
     if FLAGS.data.endswith(".npz") and os.path.isfile(FLAGS.data):
@@ -399,135 +457,169 @@ def cmd_decompose() -> int:
     class_names = tuple(str(c) for c in data.class_names)
     progress(f"data: {len(data.x_train)} train / {len(data.x_test)} test examples, "
              f"{len(class_names)} classes")
+    return Inputs(config, params, model_kind, data, class_names)
 
-    import jax
 
-    from modjax import metrics
-    from modjax.compose import compose
-    from modjax.decompose import decompose
+def resolve_options(inp: Inputs) -> Options:
+    """Stage 2: the option flags and ``--preset`` as :class:`~modjax.DecomposeOptions`."""
     from modjax.decomposition import DecomposeOptions
-    from modjax.persist import save_decomposition
-    from modjax.train import predict
-    from modjax import report
 
-    opts, mode_origin = _options(config)
+    opts, mode_origin = _options(inp.config)
     try:
         if FLAGS.preset:
             from modjax.presets import options_for
 
-            resolved = options_for(FLAGS.preset, config, **opts)
+            resolved = options_for(FLAGS.preset, inp.config, **opts)
         else:
             resolved = DecomposeOptions(**opts)
     except (TypeError, ValueError) as e:
         raise CLIError(f"invalid decompose option: {_one_line(e)}") from None
-    if resolved.gate_mode == "per_gate" and config.cell == "simple":
+    if resolved.gate_mode == "per_gate" and inp.config.cell == "simple":
         raise CLIError("--gate_mode=per_gate needs an LSTM or GRU model; --model is a "
                        "SimpleRNN")
-    n_pos, n_neg, per_class = resolved.resolved(config, len(class_names))
+    n_pos, n_neg, per_class = resolved.resolved(inp.config, len(inp.class_names))
+    return Options(opts, resolved, mode_origin, n_pos, n_neg, per_class)
 
-    notes: list = []
+
+def run_decomposition(inp: Inputs, opt: Options, notes: list, progress):
+    """Stage 3: decompose twice (with and without compilation); ``(decomp, t_cold, t_warm)``."""
+    import jax
+
+    from modjax.decompose import decompose
+
+    config, data, resolved = inp.config, inp.data, opt.resolved
     if data.vocab is not None and data.vocab_size != config.vocab_size:
         notes.append(f"the data's tokenizer has {data.vocab_size} ids but --model's embedding "
                      f"has {config.vocab_size}: the model was probably trained with another "
                      "vocabulary (e.g. a shared one: --data=<name>_shared)")
         print(f"warning: {notes[-1]}", file=sys.stderr)
     progress(f"decomposing ({resolved.mode}, max_remove={resolved.max_remove}, "
-             f"u_mask={resolved.u_mask}, n_pos={n_pos}) — first call compiles")
+             f"u_mask={resolved.u_mask}, n_pos={opt.n_pos}) — first call compiles")
     try:
         with _collect_warnings(notes):
             t0 = time.perf_counter()
-            decomp = decompose(params, data, model=config, class_names=class_names,
-                               preset=FLAGS.preset, **opts)
+            decomp = decompose(inp.params, data, model=config, class_names=inp.class_names,
+                               preset=FLAGS.preset, **opt.given)
             jax.block_until_ready(decomp.keep)
-            t_dec_cold = time.perf_counter() - t0
+            t_cold = time.perf_counter() - t0
             t0 = time.perf_counter()
-            decomp2 = decompose(params, data, model=config, class_names=class_names,
-                                preset=FLAGS.preset, **opts)
+            decomp2 = decompose(inp.params, data, model=config, class_names=inp.class_names,
+                                preset=FLAGS.preset, **opt.given)
             jax.block_until_ready(decomp2.keep)
-            t_dec_warm = time.perf_counter() - t0
+            t_warm = time.perf_counter() - t0
     except (ValueError, TypeError) as e:
         raise CLIError(f"decomposition failed: {_one_line(e)}") from None
-    progress(f"decomposed in {t_dec_cold:.2f}s with compilation, {t_dec_warm:.2f}s warm")
+    progress(f"decomposed in {t_cold:.2f}s with compilation, {t_warm:.2f}s warm")
+    return decomp, t_cold, t_warm
 
-    progress("computing module metrics (units kept, retention, Jaccard, overlap)")
+
+def module_summary(inp: Inputs, decomp):
+    """Stage 4: units kept, retention, Jaccard and overlap; ``(summary, overlap)``."""
+    from modjax import metrics, report
+
     kept = metrics.units_kept(decomp)
-    ret = metrics.retention(decomp, params)
-    ji = metrics.jaccard_paper(decomp, params)
+    ret = metrics.retention(decomp, inp.params)
+    ji = metrics.jaccard_paper(decomp, inp.params)
     ov = metrics.overlap(decomp)
     has = np.asarray(decomp.has_positives)
     summary = report.Summary(
-        class_names=class_names, units=config.units, units_kept=kept, retention=ret,
+        class_names=inp.class_names, units=inp.config.units, units_kept=kept, retention=ret,
         jaccard=ji, steps_with_examples=has.sum(1) if decomp.unrolled else None,
         num_steps=has.shape[1] if decomp.unrolled else None)
-    C = len(class_names)
-    off = ov[~np.eye(C, dtype=bool)]
-    summary.rows.append(("classes (modules)", str(C)))
+    summary.rows.append(("classes (modules)", str(len(inp.class_names))))
+    return summary, ov
 
+
+def evaluation_split(inp: Inputs, notes: list) -> str:
+    """The split ``--split`` asks for, or ``"none"`` where it cannot be evaluated (noted)."""
     eval_split = FLAGS.split
     if eval_split == "none":
         notes.append("evaluation skipped (--split=none): no accuracy")
-    if eval_split == "test" and len(data.x_test) == 0:
+    if eval_split == "test" and len(inp.data.x_test) == 0:
         notes.append("the data has no test split: accuracy not computed (use --split=train to "
                      "evaluate on the train split)")
         eval_split = "none"
-    if config.io == "encoder_decoder":
+    if inp.config.io == "encoder_decoder":
         notes.append("encoder-decoder model: composed accuracy not computed (its modules are "
                      "chosen by target language, not voted; compose does not apply)")
         eval_split = "none"
-    acc_rows = []
-    t_eval = None
-    if eval_split != "none":
-        x = np.asarray(getattr(data, f"x_{eval_split}"))
-        y = np.asarray(getattr(data, f"y_{eval_split}"))
-        progress(f"evaluating the monolithic model on {len(x)} {eval_split} examples")
-        mono = predict(config, params, x)
-        progress(f"evaluating the composed modules ({C} modules in one batched scan)")
-        predict_fn = compose(decomp, params)
-        t0 = time.perf_counter()
-        pred = np.asarray(predict_fn(x)[0])
-        t_eval_cold = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        np.asarray(predict_fn(x)[0])
-        t_eval = time.perf_counter() - t0
-        a_m, a_c = metrics.accuracy(mono, y), metrics.accuracy(pred, y)
-        label = f"({eval_split}, {len(x)} examples)"
-        acc_rows.append((f"monolithic accuracy {label}", f"{a_m:.4f}"))
-        acc_rows.append((f"composed accuracy {label}", f"{a_c:.4f} ({_pp(a_c, a_m)})"))
-        from modjax.cli_common import untrained_warning
+    return eval_split
 
-        weak = untrained_warning(FLAGS.model, a_m, metrics.chance_accuracy(y, C))
-        if weak:
-            notes.append(weak)
-            print(f"warning: {weak}", file=sys.stderr)
-        if config.many_output and metrics.has_padding_class(class_names):
-            b_m = metrics.accuracy(mono, y, ignore_padding=True)
-            b_c = metrics.accuracy(pred, y, ignore_padding=True)
-            acc_rows.append(("monolithic accuracy (no padding)", f"{b_m:.4f}"))
-            acc_rows.append(("composed accuracy (no padding)", f"{b_c:.4f} ({_pp(b_c, b_m)})"))
-            notes.append("many-output accuracy counts every (example, step) position, padding "
-                         "(label 0) included, as the paper does; '(no padding)' counts label "
-                         "!= 0 only (docs/method.md#metrics)")
-        agree = float(np.mean(pred == mono))
-        acc_rows.append(("composed/monolithic agreement", f"{agree:.4f}"))
-    summary.rows += acc_rows
+
+def evaluate(inp: Inputs, decomp, eval_split: str, notes: list, progress):
+    """Stage 5: monolithic vs composed accuracy on ``eval_split``; ``(rows, t_cold, t_warm)``
+    (no rows and ``None`` times for ``"none"``)."""
+    from modjax import metrics
+    from modjax.compose import compose
+    from modjax.train import predict
+
+    if eval_split == "none":
+        return [], None, None
+    config, params, data = inp.config, inp.params, inp.data
+    x = np.asarray(getattr(data, f"x_{eval_split}"))
+    y = np.asarray(getattr(data, f"y_{eval_split}"))
+    progress(f"evaluating the monolithic model on {len(x)} {eval_split} examples")
+    mono = predict(config, params, x)
+    progress(f"evaluating the composed modules ({decomp.num_modules} modules in one batched "
+             "scan)")
+    predict_fn = compose(decomp, params)
+    t0 = time.perf_counter()
+    pred = np.asarray(predict_fn(x)[0])
+    t_cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    np.asarray(predict_fn(x)[0])
+    t_warm = time.perf_counter() - t0
+    a_m, a_c = metrics.accuracy(mono, y), metrics.accuracy(pred, y)
+    label = f"({eval_split}, {len(x)} examples)"
+    rows = [(f"monolithic accuracy {label}", f"{a_m:.4f}"),
+            (f"composed accuracy {label}", f"{a_c:.4f} ({_pp(a_c, a_m)})")]
+    from modjax.cli_common import untrained_warning
+
+    weak = untrained_warning(FLAGS.model, a_m, metrics.chance_accuracy(y, len(inp.class_names)))
+    if weak:
+        notes.append(weak)
+        print(f"warning: {weak}", file=sys.stderr)
+    if config.many_output and metrics.has_padding_class(inp.class_names):
+        b_m = metrics.accuracy(mono, y, ignore_padding=True)
+        b_c = metrics.accuracy(pred, y, ignore_padding=True)
+        rows.append(("monolithic accuracy (no padding)", f"{b_m:.4f}"))
+        rows.append(("composed accuracy (no padding)", f"{b_c:.4f} ({_pp(b_c, b_m)})"))
+        notes.append("many-output accuracy counts every (example, step) position, padding "
+                     "(label 0) included, as the paper does; '(no padding)' counts label "
+                     "!= 0 only (docs/method.md#metrics)")
+    rows.append(("composed/monolithic agreement", f"{float(np.mean(pred == mono)):.4f}"))
+    return rows, t_cold, t_warm
+
+
+def summary_rows(inp: Inputs, summary, ov, times: dict) -> None:
+    """Append the mean metrics and the timings to ``summary.rows``."""
+    C = len(inp.class_names)
+    off = ov[~np.eye(C, dtype=bool)]
     summary.rows += [
-        ("mean units kept per layer", " / ".join(f"{k:.1f}" for k in kept.mean(0))
-         + f" of {config.units}"),
-        ("mean retention", f"{ret.mean():.3f}"),
-        ("mean Jaccard (paper)", f"{ji.mean():.3f}"),
+        ("mean units kept per layer", " / ".join(f"{k:.1f}" for k in summary.units_kept.mean(0))
+         + f" of {inp.config.units}"),
+        ("mean retention", f"{summary.retention.mean():.3f}"),
+        ("mean Jaccard (paper)", f"{summary.jaccard.mean():.3f}"),
         ("mean pairwise module overlap", f"{off.mean():.3f}" if off.size else "n/a"),
-        ("decomposition time (warm)", f"{t_dec_warm:.2f} s"),
-        ("decomposition time (with compilation)", f"{t_dec_cold:.2f} s"),
+        ("decomposition time (warm)", f"{times['dec_warm']:.2f} s"),
+        ("decomposition time (with compilation)", f"{times['dec_cold']:.2f} s"),
     ]
-    if t_eval is not None:
-        summary.rows.append(("composed evaluation time (warm)", f"{t_eval:.2f} s"))
+    if times.get("eval_warm") is not None:
+        summary.rows.append(("composed evaluation time (warm)", f"{times['eval_warm']:.2f} s"))
         summary.rows.append(("composed evaluation time (with compilation)",
-                             f"{t_eval_cold:.2f} s"))
-    summary.notes = notes
+                             f"{times['eval_cold']:.2f} s"))
 
-    progress(f"writing {out}/")
+
+def write_outputs(out: str, inp: Inputs, opt: Options, decomp, summary, ov,
+                  eval_split: str) -> None:
+    """Stage 6: ``out/decomposition/``, the two figures and ``out/report.md``."""
+    from modjax import report
+    from modjax.persist import save_decomposition
+
+    config, data, class_names = inp.config, inp.data, inp.class_names
     os.makedirs(out, exist_ok=True)
-    save_decomposition(os.path.join(out, "decomposition"), decomp, params)
+    save_decomposition(os.path.join(out, "decomposition"), decomp, inp.params, overwrite=True)
+    has = np.asarray(decomp.has_positives)
     unit_keep = np.asarray(decomp.unit_keep())
     model_name = os.path.basename(os.path.normpath(FLAGS.model))
     report.keep_heatmap(unit_keep, class_names, os.path.join(out, "keep_heatmap.png"),
@@ -538,10 +630,10 @@ def cmd_decompose() -> int:
     report.overlap_plot(ov, class_names, os.path.join(out, "overlap.png"),
                         title=f"{model_name}: pairwise module overlap (kept units)")
 
-    used = {**dataclasses.asdict(resolved), "n_pos": n_pos, "n_neg": n_neg}  # not None
-    opts_rows = [[k, f"`{v}`" + (" per other class" if k == "n_neg" and per_class else "")]
-                 for k, v in used.items()]
-    opts_rows.insert(1, ["(mode chosen by)", mode_origin])
+    used = {**dataclasses.asdict(opt.resolved), "n_pos": opt.n_pos, "n_neg": opt.n_neg}
+    opts_rows = [[k, f"`{v}`" + (" per other class" if k == "n_neg" and opt.neg_per_class
+                                 else "")] for k, v in used.items()]
+    opts_rows.insert(1, ["(mode chosen by)", opt.mode_origin])
     opts_rows += [["preset", f"`{FLAGS.preset}`" if FLAGS.preset else "none"]]
     cfg_rows = [[k, f"`{v}`"] for k, v in dataclasses.asdict(config).items()]
     data_rows = [["--data", f"`{FLAGS.data}`"], ["name", data.name], ["io", data.io],
@@ -558,7 +650,7 @@ def cmd_decompose() -> int:
                 ("Pairwise module overlap", "overlap.png")],
         sections=[
             ("Options", report.markdown_table(["option", "value"], opts_rows)),
-            ("Model", f"`{FLAGS.model}` ({model_kind}): {_describe_model(config)}\n\n"
+            ("Model", f"`{FLAGS.model}` ({inp.model_kind}): {_describe_model(config)}\n\n"
              + report.markdown_table(["field", "value"], cfg_rows)),
             ("Data", report.markdown_table(["", ""], data_rows)),
             ("Files", "* `decomposition/` — load with "
@@ -567,17 +659,48 @@ def cmd_decompose() -> int:
         ])
     report.write_text_atomic(os.path.join(out, "report.md"), md)
 
-    print(f"modjax decompose: {_describe_model(config)} ({model_kind}); data {FLAGS.data}: "
-          f"{len(data.x_train)} train / {len(data.x_test)} test, {C} classes")
-    print(f"options: mode={resolved.mode} ({mode_origin}), max_remove={resolved.max_remove}, "
+
+def print_summary(out: str, inp: Inputs, opt: Options, summary) -> None:
+    """Stage 7: the summary table on stdout."""
+    from modjax import report
+
+    resolved, data = opt.resolved, inp.data
+    print(f"modjax decompose: {_describe_model(inp.config)} ({inp.model_kind}); data "
+          f"{FLAGS.data}: {len(data.x_train)} train / {len(data.x_test)} test, "
+          f"{len(inp.class_names)} classes")
+    print(f"options: mode={resolved.mode} ({opt.mode_origin}), max_remove={resolved.max_remove}, "
           f"u_mask={resolved.u_mask}, head_rows={resolved.head_rows}, "
           f"rolled_obs={resolved.rolled_obs}, "
-          f"gate_mode={resolved.gate_mode}, n_pos={n_pos}, n_neg={n_neg}"
+          f"gate_mode={resolved.gate_mode}, n_pos={opt.n_pos}, n_neg={opt.n_neg}"
           + (f", preset={FLAGS.preset}" if FLAGS.preset else ""))
     print()
     print(report.render_text(summary))
     print(f"\nwrote {os.path.join(out, 'report.md')}, keep_heatmap.png, overlap.png, "
           "decomposition/")
+
+
+def cmd_decompose() -> int:
+    """``python -m modjax decompose``: see the module docstring. One call per stage."""
+    progress = _Progress(FLAGS.progress)
+    out = check_args()
+    inp = load_inputs(progress)
+    opt = resolve_options(inp)
+    notes: list = []
+    decomp, t_dec_cold, t_dec_warm = run_decomposition(inp, opt, notes, progress)
+    progress("computing module metrics (units kept, retention, Jaccard, overlap)")
+    summary, ov = module_summary(inp, decomp)
+    eval_split = evaluation_split(inp, notes)
+    acc_rows, t_eval_cold, t_eval_warm = evaluate(inp, decomp, eval_split, notes, progress)
+    summary.rows += acc_rows
+    summary_rows(inp, summary, ov, {"dec_cold": t_dec_cold, "dec_warm": t_dec_warm,
+                                    "eval_cold": t_eval_cold, "eval_warm": t_eval_warm})
+    summary.notes = notes
+    progress(f"writing {out}/")
+    try:
+        write_outputs(out, inp, opt, decomp, summary, ov, eval_split)
+    except (OSError, ValueError) as e:
+        raise CLIError(f"--out: cannot write {out!r}: {_one_line(e)}") from None
+    print_summary(out, inp, opt, summary)
     return 0
 
 
@@ -612,8 +735,18 @@ def main(argv) -> None:
 
 
 def _fail(msg: str, cmd: str = "") -> None:
-    print(f"modjax{' ' + cmd if cmd else ''}: error: {msg}", file=sys.stderr, flush=True)
-    sys.exit(1)
+    print(f"modjax{' ' + cmd if cmd else ''}: error: {_one_line(msg)}", file=sys.stderr,
+          flush=True)
+    sys.exit(USAGE_ERROR)
+
+
+def parse_flags(argv):
+    """absl flag parsing; a bad flag is a one-line error with exit status 2 (no usage dump)."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        cmd = next((a for a in argv[1:] if a in _COMMANDS), "")
+        _fail(f"{e} (python -m modjax --help lists the flags)", cmd)
 
 
 def run(argv=None) -> None:
@@ -622,4 +755,4 @@ def run(argv=None) -> None:
     from modjax.cli_common import maybe_help
 
     maybe_help(sys.argv if argv is None else argv, __doc__, SUBCOMMANDS)  # exits 0
-    app.run(main, argv=argv)
+    app.run(main, argv=argv, flags_parser=parse_flags)

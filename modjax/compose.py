@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from modjax import validate
 from modjax.checkpoint import to_plain_dict
 from modjax.decomposition import Decomposition, check_module_index
 from modjax.masks import masks_for
@@ -143,8 +144,7 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
     if kind not in SCORE_KINDS:
         raise ValueError(f"kind must be one of {SCORE_KINDS}, got {kind!r}")
     params = to_plain_dict(params)
-    x = np.asarray(x, np.int32)
-    dec_in = None if dec_in is None else np.asarray(dec_in, np.int32)
+    x, dec_in = validate.model_inputs(cfg, x, dec_in, allow_empty=True)
     N = x.shape[0]
     C = decomp.num_modules
     if N == 0:
@@ -205,11 +205,7 @@ def compose(decomp: Decomposition, params) -> Callable:
 # -- reuse and replacement: edits of the pytree ------------------------------------------
 def select(decomp: Decomposition, classes: Sequence[int]) -> Decomposition:
     """The sub-decomposition of the given module indices (reuse within a model)."""
-    idx = jnp.asarray(list(classes), jnp.int32)
-    if idx.size == 0:
-        raise ValueError("classes must name at least one module")
-    if int(idx.min()) < 0 or int(idx.max()) >= decomp.num_modules:
-        raise ValueError(f"classes must lie in [0, {decomp.num_modules}), got {list(classes)}")
+    idx = jnp.asarray(validate.indices("classes", classes, decomp.num_modules), jnp.int32)
     return decomp.replace(keep=decomp.keep[idx], head_class=decomp.head_class[idx],
                           has_positives=decomp.has_positives[idx],
                           class_names=tuple(decomp.class_names[int(i)] for i in idx))

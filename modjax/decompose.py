@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from modjax import concern
+from modjax import concern, validate
 from modjax.cells import CELL_TABLE
 from modjax.checkpoint import to_plain_dict
 from modjax.data.base import TaskData
@@ -89,25 +89,6 @@ def statistics_precision(params) -> dict:
     return jax.tree_util.tree_map(up, params)
 
 
-def _as_labels(labels, shape_wo_class, num_classes, what="labels"):
-    y = np.asarray(labels)
-    if y.ndim == len(shape_wo_class) + 1 and y.shape[-1] == num_classes and y.shape[:-1] == \
-            tuple(shape_wo_class):
-        y = y.argmax(-1)  # one-hot
-    if y.shape != tuple(shape_wo_class):
-        raise ValueError(f"{what} must have shape {list(shape_wo_class)} (integer labels) or "
-                         f"{list(shape_wo_class) + [num_classes]} (one-hot), got "
-                         f"{list(np.shape(labels))}")
-    if not np.issubdtype(y.dtype, np.integer):
-        if np.all(np.mod(y, 1) == 0):
-            y = y.astype(np.int64)
-        else:
-            raise ValueError(f"{what} must be integers, got dtype {y.dtype}")
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"{what} must lie in [0, {num_classes}), got [{y.min()}, {y.max()}]")
-    return y.astype(np.int32)
-
-
 def prepare_data(config: ModelConfig, data, num_classes: int):
     """Normalise ``data`` to ``(x [N, in_len], dec [N, T] | None, slots [N, S])``.
 
@@ -130,27 +111,15 @@ def prepare_data(config: ModelConfig, data, num_classes: int):
             raise ValueError("data inputs for an encoder_decoder model must be a pair "
                              "(src [N, in_len], dec_in [N, out_len])")
         inputs, dec = inputs
-        dec = np.asarray(dec)
-    x = np.asarray(inputs)
-    if x.ndim != 2 or x.shape[1] != config.in_len:
-        raise ValueError(f"data inputs must have shape [N, {config.in_len}] (config.in_len), "
-                         f"got {list(x.shape)}")
-    if not np.issubdtype(x.dtype, np.integer):
-        raise ValueError(f"data inputs must be integer token ids, got dtype {x.dtype}")
-    if x.size and (x.min() < 0 or x.max() >= config.vocab_size):
-        raise ValueError(f"data inputs must lie in [0, {config.vocab_size}) (config.vocab_size), "
-                         f"got [{x.min()}, {x.max()}]")
+    x, dec = validate.model_inputs(config, inputs, dec, x_name="data inputs",
+                                   dec_name="data decoder inputs")
     N = x.shape[0]
-    if dec is not None:
-        if dec.shape != (N, config.out_len):
-            raise ValueError(f"decoder inputs must have shape [{N}, {config.out_len}], got "
-                             f"{list(dec.shape)}")
-        dec = dec.astype(np.int32)
     if config.many_output:
-        y = _as_labels(labels, (N, config.steps), num_classes)
+        y = validate.labels("data labels", labels, (N, config.steps), num_classes)
     else:
-        y = _as_labels(labels, (N,), num_classes)[:, None]
-    return x.astype(np.int32), dec, y
+        y = validate.labels("data labels" if config.io != "encoder_decoder" else
+                            "data concern", labels, (N,), num_classes)[:, None]
+    return x, dec, y
 
 
 def sample_union(slots: np.ndarray, num_classes: int, n_pos: int, n_neg: int,
@@ -184,7 +153,7 @@ def _sample_indices(slots, real, c, n_pos, n_neg, neg_per_class, num_classes):
             own_rank = jnp.take_along_axis(jnp.cumsum(own, axis=0) - 1,
                                            jnp.clip(y, 0, num_classes - 1)[:, None], 1)[:, 0]
             neg = ~is_c & real & (own_rank < n_neg)
-            n_neg_total = n_neg * (num_classes - 1)
+            n_neg_total = min(n_neg * (num_classes - 1), slots.shape[0])  # at most U
         else:
             other = ~is_c & real
             neg = other & (jnp.cumsum(other) - 1 < n_neg)
@@ -393,9 +362,12 @@ def decompose(params, data, *, model, class_names=None, preset: Optional[str] = 
         out[:U] = a[idx]
         return out
 
+    # No class has more positives or negatives than the union holds: sample arrays (and the
+    # memory they take) are bounded by the data, not by n_pos; the samples are the same.
     keep, has, finite = _decompose_core(
         params, padded(x), padded(dec), padded(slots), real, config=config, options=opts,
-        num_classes=num_classes, n_pos=n_pos, n_neg=n_neg, neg_per_class=per_class)
+        num_classes=num_classes, n_pos=min(n_pos, bucket), n_neg=min(n_neg, bucket),
+        neg_per_class=per_class)
     if not bool(finite):
         raise ValueError("the model's hidden states are not finite (NaN/inf) on the data: check "
                          "params and inputs")
@@ -418,7 +390,7 @@ def trace(params, inputs, *, model, dec_in=None, gates: bool = False):
     """
     config = resolve_model(model)
     params = statistics_precision(check_params(config, params))
-
+    inputs, dec_in = validate.model_inputs(config, inputs, dec_in, x_name="inputs")
     aux = _trace(params, jnp.asarray(inputs, jnp.int32),
                  None if dec_in is None else jnp.asarray(dec_in, jnp.int32),
                  config=config, gates=gates)

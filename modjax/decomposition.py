@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import operator
 from typing import Optional
 
 import jax
 from flax import struct
 
+from modjax import validate
 from modjax.models import HEAD_ROWS, ModelConfig
 
 MODES = ("rolled", "unrolled")
@@ -72,12 +72,15 @@ class DecomposeOptions:
                               ("padded_steps", PADDED_STEPS), ("head_rows", HEAD_ROWS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if not 0.0 <= float(self.max_remove) <= 1.0:
-            raise ValueError(f"max_remove must be in [0, 1], got {self.max_remove!r}")
-        for name in ("n_pos", "n_neg"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise ValueError(f"{name} must be a positive int or None, got {v!r}")
+        # normalised (NumPy scalars -> Python) so equal options hash alike as jit static args
+        for name, v in (
+                ("max_remove", validate.real("max_remove", self.max_remove, lo=0.0, hi=1.0,
+                                             what=" (fraction of units)")),
+                ("tie_ratio", validate.real("tie_ratio", self.tie_ratio, lo=1.0)),
+                ("relu_threshold", validate.real("relu_threshold", self.relu_threshold)),
+                ("n_pos", validate.positive_int("n_pos", self.n_pos, allow_none=True)),
+                ("n_neg", validate.positive_int("n_neg", self.n_neg, allow_none=True))):
+            object.__setattr__(self, name, v)
 
     def resolved(self, config: ModelConfig, num_classes: int):
         """``(n_pos, n_neg, neg_per_class)`` for a model with ``num_classes`` concerns."""
@@ -91,13 +94,7 @@ class DecomposeOptions:
 def check_module_index(name: str, value, num_modules: int) -> int:
     """``value`` as an int module index in ``[0, num_modules)``; a ``ValueError`` naming
     ``name`` for a non-integer or out-of-range value."""
-    try:
-        ok = 0 <= operator.index(value) < num_modules
-    except TypeError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} must be a module index in [0, {num_modules}), got {value!r}")
-    return operator.index(value)
+    return validate.index(name, value, num_modules)
 
 
 @struct.dataclass

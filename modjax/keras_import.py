@@ -264,9 +264,13 @@ def _read_model_config(f) -> dict:
                          "(model.save_weights); save the whole model with model.save(...)")
     text = _as_str(f.attrs["model_config"])
     try:
-        return json.loads(text)
+        cfg = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"the file's model_config is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"the file's model_config must be a JSON object, got "
+                         f"{type(cfg).__name__}: {text[:100]}")
+    return cfg
 
 
 def from_keras_h5(path: str, *, in_len: Optional[int] = None, forward: str = "keras"):
@@ -311,7 +315,7 @@ def from_keras_h5(path: str, *, in_len: Optional[int] = None, forward: str = "ke
         if isinstance(e, json.JSONDecodeError):
             raise ValueError(f"{path!r}: corrupt model_config: {e}") from None
         raise ValueError(f"{path!r}: {e}") from None
-    except (OSError, KeyError, RuntimeError, TypeError) as e:
+    except (OSError, KeyError, RuntimeError, TypeError, AttributeError) as e:
         raise ValueError(f"{path!r}: cannot read the Keras HDF5 file (truncated, corrupt or not "
                          f"HDF5?): {type(e).__name__}: {e}") from None
 

@@ -31,6 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from modjax import validate
 from modjax.cells import FORWARDS, CellConfig, zero_carry
 from modjax.data.base import IO_TYPES
 from modjax.layers import RNN
@@ -99,8 +100,11 @@ class ModelConfig:
         self.cell_config  # validates cell, activation, gate_activation (CellConfig)
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
-        if not 0.0 <= self.dropout < 1.0:
+        if validate.real("dropout", self.dropout, lo=0.0, hi=1.0) == 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("reset_after", "mask_zero"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
 
     @property
     def cell_config(self) -> CellConfig:
@@ -371,6 +375,7 @@ def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
     """
     if config.io != "encoder_decoder":
         raise ValueError(f"greedy_decode needs an encoder_decoder config, got io={config.io!r}")
+    src, start_ids, end_ids = validate.decode_inputs(config, src, start_ids, end_ids)
     keep, u_mask, head_rows = None, "paper", "step"
     if decomp is not None:
         from modjax.decomposition import Decomposition, check_module_index

@@ -117,7 +117,7 @@ def _check_inputs(refs: Sequence[ModuleRef], x: np.ndarray) -> None:
     if x.ndim != 2:
         raise ValueError(f"x must be [N, in_len] token ids, got shape {x.shape}")
     if x.size and x.min() < 0:
-        raise ValueError("x must hold non-negative token ids")
+        raise ValueError(f"x must hold non-negative token ids, got {int(x.min())}")
     seen = set()
     for r in refs:
         cfg = r.decomp.config

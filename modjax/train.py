@@ -8,7 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import logging
 
+from modjax import validate
 from modjax.data.base import TaskData
 from modjax.models import ModelConfig, RNNModel, init_params
 
@@ -27,13 +29,12 @@ def _model_inputs(config: ModelConfig, data: TaskData, split: str):
 
 def check_data(config: ModelConfig, data: TaskData, split: str = "train") -> None:
     """Raise ``ValueError`` if ``data`` does not fit ``config`` (shapes, label range, ids)."""
+    validate.token_ids(f"data.x_{split}", getattr(data, f"x_{split}"), config.vocab_size,
+                       length=config.in_len)
     x, dec, y = _model_inputs(config, data, split)
-    if x.ndim != 2 or x.shape[1] != config.in_len:
-        raise ValueError(f"data.x_{split} must have shape [N, {config.in_len}] (config.in_len), "
-                         f"got {x.shape}")
-    if x.min() < 0 or x.max() >= config.vocab_size:
-        raise ValueError(f"data.x_{split} ids must lie in [0, {config.vocab_size}) "
-                         f"(config.vocab_size), got [{x.min()}, {x.max()}]")
+    if not x.shape[0]:
+        raise ValueError(f"data.x_{split} must hold at least one example, got shape "
+                         f"{list(x.shape)}")
     want = (x.shape[0],) if config.io in ("one_to_one", "many_to_one") else (x.shape[0],
                                                                               config.steps)
     if y.shape != want:
@@ -106,8 +107,7 @@ def predict(config: ModelConfig, params, x, dec_in=None, *, batch_size: int = 10
     Returns:
       ``[N]`` or ``[N, T]`` int32 class ids.
     """
-    x = np.asarray(x, np.int32)
-    dec_in = None if dec_in is None else np.asarray(dec_in, np.int32)
+    x, dec_in = validate.model_inputs(config, x, dec_in, allow_empty=True)
     if x.shape[0] == 0:  # no examples: an empty prediction of the right shape
         one = config.io in ("one_to_one", "many_to_one")
         return np.zeros((0,) if one else (0, config.steps), np.int32)
@@ -150,7 +150,8 @@ def fit(config: ModelConfig, data: TaskData, *, epochs: int = 5, batch_size: int
       epochs, batch_size, learning_rate: as in Keras.
       seed: initialisation, shuffling and dropout seed.
       params: start from these params instead of a fresh init.
-      progress: show a progress bar per epoch.
+      progress: show a progress bar per epoch and log each epoch's loss (``absl.logging``
+        INFO).
       validate: compute test accuracy after every epoch.
 
     Returns:
@@ -189,7 +190,13 @@ def fit(config: ModelConfig, data: TaskData, *, epochs: int = 5, batch_size: int
             rng, sub = jax.random.split(rng)
             params, opt_state, loss = _train_step(config, opt, params, opt_state, xb, db, yb,
                                                   w, sub)
-            total += float(loss) * (e - s)
+            loss = float(loss)
+            if not np.isfinite(loss):
+                raise ValueError(f"fit: the training loss is {loss} at epoch "
+                                 f"{epoch + 1}/{epochs}, step {s // bs + 1}/{len(steps)}; "
+                                 f"training stopped (learning_rate={learning_rate} too high, "
+                                 "or params or data not finite?)")
+            total += loss * (e - s)
             count += e - s
         history["loss"].append(total / count)
         history["seconds"].append(time.perf_counter() - t0)
@@ -198,6 +205,6 @@ def fit(config: ModelConfig, data: TaskData, *, epochs: int = 5, batch_size: int
         if progress:
             va = (f" val_accuracy {history['val_accuracy'][-1]:.4f}"
                   if history["val_accuracy"] else "")
-            print(f"epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}{va} "
-                  f"({history['seconds'][-1]:.1f}s)", flush=True)
+            logging.info("epoch %d/%d: loss %.4f%s (%.1fs)", epoch + 1, epochs,
+                         history["loss"][-1], va, history["seconds"][-1])
     return params, history

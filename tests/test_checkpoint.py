@@ -48,7 +48,7 @@ def test_overwrite_is_atomic_and_format_checked(tmp_path):
     p = init_params(cfg)
     path = tmp_path / "m"
     save_model(str(path), cfg, p)
-    save_model(str(path), cfg, flax.core.freeze(p))  # overwrite, FrozenDict accepted
+    save_model(str(path), cfg, flax.core.freeze(p), overwrite=True)  # FrozenDict accepted
     assert sorted(os.listdir(tmp_path)) == ["m"]  # no temporary leftovers
     with open(path / "format.json", "w") as f:
         json.dump({"format": "modjax-model", "version": 99}, f)
@@ -84,3 +84,52 @@ def test_checkpoint_saved_before_the_forward_field_loads_as_keras(tmp_path):
     assert back == cfg and back.forward == "keras"
     art = ModelConfig(**{**raw, "forward": "artifact"})
     assert back.function_key() == art.function_key()  # sigmoid LSTM: the same function
+
+
+@pytest.mark.parametrize("fname,content,pattern", [
+    ("format.json", "[1, 2]", r"expected format modjax-model v1, got \[1, 2\]"),
+    ("format.json", "not json", "JSONDecodeError"),
+    ("config.json", "[]", "config.json must hold an object"),
+    ("config.json", None, "No such file or directory.*config.json"),
+    ("params.msgpack", None, "No such file or directory.*params.msgpack"),
+    ("params.msgpack", b"\x00garbage", "unreadable model checkpoint"),
+])
+def test_malformed_checkpoint_is_a_value_error_naming_the_path(tmp_path, fname, content,
+                                                              pattern):
+    from modjax.models import ModelConfig, init_params
+
+    cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=3, vocab_size=9, in_len=4,
+                      units=4, embed_dim=2)
+    path = tmp_path / "m"
+    save_model(str(path), cfg, init_params(cfg))
+    if content is None:
+        os.remove(path / fname)
+    else:
+        (path / fname).write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError, match=pattern) as e:
+        load_model(str(path))
+    assert str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("edit,pattern", [
+    ({"units": 5}, r"config.json does not fit params.msgpack: params\['dense'\]\['kernel'\] "
+     r"has shape \(4, 3\), the model config needs \(5, 3\)"),
+    ({"cell": "gru"}, "config.json does not fit params.msgpack"),
+    ({"mask_zero": "yes"}, "mask_zero must be a bool, got 'yes'"),
+    ({"dropout": "0.1"}, "dropout must be a real number"),
+    ({"units": "4"}, "units must be a positive int, got '4'"),
+    ({"bogus": 1}, "unexpected keyword argument 'bogus'"),
+])
+def test_config_checked_against_params(tmp_path, edit, pattern):
+    from modjax.models import ModelConfig, init_params
+
+    cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=3, vocab_size=9, in_len=4,
+                      units=4, embed_dim=2)
+    path = tmp_path / "m"
+    save_model(str(path), cfg, init_params(cfg))
+    raw = json.loads((path / "config.json").read_text())
+    raw.update(edit)
+    (path / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=pattern) as e:
+        load_model(str(path))
+    assert str(path) in str(e.value)

@@ -78,7 +78,30 @@ def runs(tmp_path_factory):
         "vocab_mismatch": ["decompose", f"--model={m2o}", f"--data={tmp / 'bigvocab.npz'}",
                            f"--out={tmp / 'x5'}"],
         "help": ["--help"],
+        # user errors: one line, exit status 2, no traceback, before any work
+        "bad_flag_value": ["decompose", f"--model={m2o}", *_synth("many_to_one"),
+                           "--max_remove=abc", f"--out={tmp / 'x6'}"],
+        "unknown_flag": ["decompose", f"--model={m2o}", *_synth("many_to_one"), "--nosuch=1",
+                         f"--out={tmp / 'x7'}"],
+        "corrupt_format": ["decompose", f"--model={tmp / 'corrupt_format'}",
+                           *_synth("many_to_one"), f"--out={tmp / 'x8'}"],
+        "corrupt_params": ["decompose", f"--model={tmp / 'corrupt_params'}",
+                           *_synth("many_to_one"), f"--out={tmp / 'x9'}"],
+        "out_under_file": ["decompose", f"--model={m2o}", *_synth("many_to_one"),
+                           f"--out={tmp / 'rand.npz' / 'sub'}"],
+        "out_unwritable": ["decompose", f"--model={m2o}", *_synth("many_to_one"),
+                           "--out=/sys/modjax-cli-test-out"],
+        "out_holds_user_files": ["decompose", f"--model={m2o}", *_synth("many_to_one"),
+                                 f"--out={tmp / 'user_out'}"],
     }
+    import shutil
+
+    for name in ("corrupt_format", "corrupt_params"):
+        shutil.copytree(m2o, tmp / name)
+    (tmp / "corrupt_format" / "format.json").write_text("[1]")
+    (tmp / "corrupt_params" / "params.msgpack").write_bytes(b"\x00garbage")
+    (tmp / "user_out" / "decomposition").mkdir(parents=True)
+    (tmp / "user_out" / "decomposition" / "thesis.tex").write_text("mine")
     if os.path.isfile(KERAS):
         cases["keras"] = ["decompose", f"--model={KERAS}", f"--data={tmp / 'rand.npz'}",
                           f"--out={tmp / 'out_keras'}", "--noprogress"]
@@ -177,7 +200,7 @@ def test_keras_h5_end_to_end(runs):
 ])
 def test_bad_input(runs, case, flag, words):
     rc, out, err = runs["results"][case]
-    assert rc != 0, (case, out, err)
+    assert rc == 2, (case, out, err)
     assert "Traceback" not in err
     assert flag in err and words in err, err
     assert not os.path.exists(runs["tmp"] / "x1")
@@ -202,6 +225,30 @@ def test_bad_data_in_process(runs):
         cli.load_model_arg(str(runs["tmp"] / "nope"))
     with pytest.raises(cli.CLIError, match="not a modjax model checkpoint"):
         cli.load_model_arg(str(runs["tmp"]))
+
+
+@pytest.mark.parametrize("case,words", [
+    ("bad_flag_value", "flag --max_remove=abc"),
+    ("unknown_flag", "Unknown command line flag 'nosuch'"),
+    ("no_model", "--model: no such file"),
+    ("corrupt_format", "--model: cannot load .*expected format modjax-model v1, got \\[1\\]"),
+    ("corrupt_params", "--model: cannot load .*unreadable model checkpoint"),
+    ("out_under_file", "--out: .* lies under .*rand.npz', which is a file"),
+    ("out_unwritable", "--out: cannot write to '/sys'"),
+    ("out_holds_user_files", "--out: path .*decomposition' holds files that are not a modjax "
+     "artifact \\(thesis.tex\\)"),
+])
+def test_user_error_is_one_line_exit_2_before_any_work(runs, case, words):
+    import re
+
+    rc, out, err = runs["results"][case]
+    assert rc == 2, (case, rc, out, err)
+    assert "Traceback" not in err, err
+    errors = [ln for ln in err.splitlines() if "error" in ln.lower()]
+    assert len(errors) == 1 and re.search(words, errors[0]), err
+    assert errors[0].startswith("modjax decompose: error: ")
+    assert "decomposing" not in err  # refused before the work
+    assert (runs["tmp"] / "user_out" / "decomposition" / "thesis.tex").read_text() == "mine"
 
 
 def test_help_lists_subcommand(runs):

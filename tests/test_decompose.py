@@ -747,3 +747,29 @@ def test_per_gate_end_to_end_matches_dense_reference(name, u_mask):
         else np.ones((config.units, col.size), bool)
     np.testing.assert_array_equal(np.asarray(m["rnn_0"]["recurrent_kernel"]), want_u)
     assert np.asarray(m["dense"]["kernel"]).all()
+
+
+def test_sample_arrays_are_bounded_by_the_data_not_n_pos(monkeypatch):
+    """n_pos / n_neg far above the data's size give the same keeps as sizes that take every
+    example, and the compiled sample arrays are sized by the (bucketed) data: memory does not
+    grow with n_pos (n_pos=100000 on 400 examples took gigabytes when the arrays were n_pos
+    long)."""
+    import importlib
+
+    dmod = importlib.import_module("modjax.decompose")  # the module, not the function
+
+    cfg = ModelConfig(io="many_to_many", cell="lstm", num_classes=3, vocab_size=15, in_len=5,
+                      units=6, embed_dim=3)
+    params = init_params(cfg, seed=3)
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 15, (90, 5)), rng.integers(0, 3, (90, 5))
+    seen = []
+    core = dmod._decompose_core
+    monkeypatch.setattr(dmod, "_decompose_core",
+                        lambda *a, **k: (seen.append(k), core(*a, **k))[1])
+    huge = decompose(params, (x, y), model=cfg, mode="unrolled", n_pos=100000, n_neg=100000)
+    enough = decompose(params, (x, y), model=cfg, mode="unrolled", n_pos=90, n_neg=90)
+    np.testing.assert_array_equal(np.asarray(huge.keep), np.asarray(enough.keep))
+    np.testing.assert_array_equal(np.asarray(huge.has_positives),
+                                  np.asarray(enough.has_positives))
+    assert seen[0]["n_pos"] == seen[0]["n_neg"] == 128  # the bucketed union of 90 examples

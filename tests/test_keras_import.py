@@ -505,3 +505,19 @@ def test_real_file_copy_with_corrupt_config(tmp_path):
         f.attrs["model_config"] = "{not json"
     with pytest.raises(ValueError, match="model_config"):
         from_keras_h5(dst)
+
+
+@pytest.mark.parametrize("model_config,pattern", [
+    ("[1, 2]", "model_config must be a JSON object, got list"),
+    ('{"class_name": "Sequential", "config": {"layers": [{"class_name": "Embedding", '
+     '"config": [1]}]}}', "cannot read the Keras HDF5 file.*AttributeError"),
+    ('{"class_name": "Sequential", "config": 5}', "model_config has no layers"),
+])
+def test_malformed_model_config_is_a_value_error(tmp_path, model_config, pattern):
+    path = str(tmp_path / "bad.h5")
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = model_config
+        f.create_group("model_weights")
+    with pytest.raises(ValueError, match=pattern) as e:
+        from_keras_h5(path)
+    assert path in str(e.value)

@@ -70,7 +70,7 @@ def test_save_load_round_trip(tmp_path, which, request):
     # loading with a FrozenDict / {"params": ...} wrapper of the same params works too
     _assert_same(d, load_decomposition(path, freeze({"params": params})))
     # saving again over the same directory replaces it atomically
-    save_decomposition(path, back, params)
+    save_decomposition(path, back, params, overwrite=True)
     _assert_same(d, load_decomposition(path, params))
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
 
@@ -135,7 +135,7 @@ def test_format_version_mismatch_is_refused(tmp_path, rolled):
     fmt = os.path.join(path, "format.json")
     with open(fmt, "w") as f:
         json.dump({"format": DECOMP_FORMAT, "version": DECOMP_VERSION + 1}, f)
-    with pytest.raises(ValueError, match="expected format modjax-decomposition v1"):
+    with pytest.raises(ValueError, match="expected format modjax-decomposition v2"):
         load_decomposition(path, params)
     with open(fmt, "w") as f:
         json.dump({"format": "modjax-model", "version": 1}, f)
@@ -199,13 +199,120 @@ def test_head_rows_and_forward_survive_and_old_saves_load_with_the_old_behaviour
     back = load_decomposition(path, params)
     assert back.options.head_rows == "first" and back.config.forward == "artifact"
     _assert_same(d2, back)
-    # a save written before head_rows and forward existed: per-step head rows, Keras forward
+    # a save written before head_rows and forward existed (format version 1, no field
+    # hashes): per-step head rows, Keras forward
     meta_path = os.path.join(path, "meta.json")
     with open(meta_path) as f:
         meta = json.load(f)
     del meta["options"]["head_rows"]
     del meta["config"]["forward"]
+    meta.pop("field_hashes")
     with open(meta_path, "w") as f:
         json.dump(meta, f)
+    with open(os.path.join(path, "format.json"), "w") as f:
+        json.dump({"format": DECOMP_FORMAT, "version": 1}, f)
     old = load_decomposition(path, params)
     assert old.options.head_rows == "step" and old.config.forward == "keras"
+
+
+def _edit_meta(path, fn):
+    p = os.path.join(path, "meta.json")
+    with open(p) as f:
+        meta = json.load(f)
+    fn(meta)
+    with open(p, "w") as f:
+        json.dump(meta, f)
+
+
+@pytest.mark.parametrize("field,edit", [
+    ("config", lambda m: m["config"].update(activation="relu")),
+    ("config", lambda m: m["config"].update(gate_activation="hard_sigmoid")),
+    ("options", lambda m: m["options"].update(u_mask="paper")),
+    ("options", lambda m: m["options"].update(mode="unrolled")),
+    ("class_names", lambda m: m["class_names"].reverse()),
+    ("shapes", lambda m: m["shapes"].update(head_class=[99])),
+    ("dtypes", lambda m: m["dtypes"].update(head_class="int64")),
+])
+def test_edited_meta_field_is_refused_by_name(tmp_path, rolled, field, edit):
+    """An edit that would change results (activation, u_mask, class names, ...) is refused."""
+    _, params, d = rolled
+    path = str(tmp_path / "decomp")
+    save_decomposition(path, d, params)
+    _edit_meta(path, edit)
+    with pytest.raises(ValueError, match=f"meta.json field '{field}' differs from what was "
+                       "saved"):
+        load_decomposition(path, params)
+
+
+def test_edited_keep_array_is_refused(tmp_path, rolled):
+    from flax import serialization
+
+    _, params, d = rolled
+    path = str(tmp_path / "decomp")
+    save_decomposition(path, d, params)
+    p = os.path.join(path, "arrays.msgpack")
+    with open(p, "rb") as f:
+        arrays = serialization.msgpack_restore(f.read())
+    arrays["keep"] = np.array(arrays["keep"])
+    arrays["keep"][0, 0, 0] = ~arrays["keep"][0, 0, 0]
+    with open(p, "wb") as f:
+        f.write(serialization.msgpack_serialize(arrays))
+    with pytest.raises(ValueError, match="array 'keep' differs from what was saved"):
+        load_decomposition(path, params)
+
+
+@pytest.mark.parametrize("field,edit,pattern", [
+    ("shapes", lambda m: m.pop("shapes"), "meta.json has no field 'shapes'"),
+    ("options", lambda m: m.pop("options"), "meta.json has no field 'options'"),
+    ("config", lambda m: m.pop("config"), "meta.json has no field 'config'"),
+    ("params_hash", lambda m: m.pop("params_hash"), "meta.json has no field 'params_hash'"),
+    ("field_hashes", lambda m: m.pop("field_hashes"), "meta.json has no field 'field_hashes'"),
+    ("options", lambda m: m.update(options=[1, 2]), "field 'options' must be an object, got list"),
+    ("class_names", lambda m: m.update(class_names="abc"),
+     "field 'class_names' must be a list, got str"),
+    ("params_hash", lambda m: m.update(params_hash=5),
+     "field 'params_hash' must be a string, got int"),
+])
+def test_missing_or_ill_typed_meta_field_is_a_value_error(tmp_path, rolled, field, edit,
+                                                         pattern):
+    _, params, d = rolled
+    path = str(tmp_path / "decomp")
+    save_decomposition(path, d, params)
+    _edit_meta(path, edit)
+    with pytest.raises(ValueError, match=pattern):
+        load_decomposition(path, params)
+
+
+def test_meta_json_that_is_not_an_object(tmp_path, rolled):
+    _, params, d = rolled
+    path = str(tmp_path / "decomp")
+    save_decomposition(path, d, params)
+    with open(os.path.join(path, "meta.json"), "w") as f:
+        json.dump([1, 2], f)
+    with pytest.raises(ValueError, match="meta.json must hold an object, got list"):
+        load_decomposition(path, params)
+
+
+def test_version_1_files_are_read_and_validated(tmp_path, rolled):
+    """A file written before field hashes (version 1) loads; its fields are still validated."""
+    _, params, d = rolled
+    path = str(tmp_path / "decomp")
+    save_decomposition(path, d, params)
+    with open(os.path.join(path, "format.json"), "w") as f:
+        json.dump({"format": DECOMP_FORMAT, "version": 1}, f)
+    _edit_meta(path, lambda m: m.pop("field_hashes"))
+    _assert_same(d, load_decomposition(path, params))
+    _edit_meta(path, lambda m: m["options"].update(max_remove="0.1"))
+    with pytest.raises(ValueError, match="field 'options': max_remove must be a real number"):
+        load_decomposition(path, params)
+    _edit_meta(path, lambda m: m["options"].update(max_remove=0.25, bogus=1))
+    with pytest.raises(ValueError, match="field 'options': .*bogus"):
+        load_decomposition(path, params)
+    _edit_meta(path, lambda m: (m["options"].pop("bogus"), m["config"].update(mask_zero="no")))
+    with pytest.raises(ValueError, match="field 'config': mask_zero must be a bool"):
+        load_decomposition(path, params)
+    _edit_meta(path, lambda m: (m["config"].update(mask_zero=False),
+                                m["class_names"].append("extra"),
+                                m["shapes"].update(head_class=[len(d.class_names) + 1])))
+    with pytest.raises(ValueError, match="array 'head_class' has int32"):
+        load_decomposition(path, params)

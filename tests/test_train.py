@@ -115,3 +115,34 @@ def test_fit_reuses_the_compiled_step_across_calls():
     before = _train_step._cache_size()
     fit(config, data, epochs=2, batch_size=64, seed=1, progress=False, validate=False)
     assert _train_step._cache_size() == before
+
+
+def test_fit_stops_on_a_non_finite_loss_naming_epoch_and_step():
+    from modjax.models import init_params
+
+    d = load_synthetic("many_to_one", n_train=64, n_test=8)
+    cfg = config_for(d, units=4, embed_dim=2)
+    p = init_params(cfg)
+    p["dense"]["bias"] = np.asarray(p["dense"]["bias"]).copy()
+    p["dense"]["bias"][1] = np.inf  # the first step's loss is inf or nan
+    with pytest.raises(ValueError, match=r"fit: the training loss is (nan|inf) at epoch 1/2, "
+                       r"step 1/4; training stopped"):
+        fit(cfg, d, epochs=2, batch_size=16, params=p, progress=False, validate=False)
+
+
+def test_fit_logs_instead_of_printing(capsys):
+    from absl import logging
+
+    d = load_synthetic("many_to_one", n_train=32, n_test=8)
+    cfg = config_for(d, units=4, embed_dim=2)
+    old = logging.get_verbosity()
+    logging.set_verbosity(logging.INFO)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            seen = []
+            mp.setattr(logging, "info", lambda msg, *a: seen.append(msg % a))
+            fit(cfg, d, epochs=1, batch_size=16, progress=True, validate=True)
+    finally:
+        logging.set_verbosity(old)
+    assert capsys.readouterr().out == ""
+    assert len(seen) == 1 and seen[0].startswith("epoch 1/1: loss ")
