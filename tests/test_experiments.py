@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from experiments import paper_results, reproduce, runner, table2_report
+from experiments import paper_results, runner, table2_report
 from tests.ci import in_ci
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
