@@ -65,7 +65,7 @@ def define_flags():
 
 def check_flags() -> dict:
     """The validated run description from the flags; ``ValueError`` naming the flag."""
-    if FLAGS.smoke:
+    if FLAGS.smoke and not FLAGS["datasets"].present:
         datasets = [f"synthetic:{io}" for io in runner.SYNTHETIC_IOS]
     else:
         datasets = [d.strip().lower() for d in FLAGS.datasets]

@@ -61,7 +61,7 @@ def test_train_writes_a_checkpoint_decompose_reads(runs):
 
 def test_train_needs_out(runs):
     rc, _, stderr = runs[1]["no_out"]
-    assert rc == 1 and "--out is required" in stderr and "Traceback" not in stderr
+    assert rc == 2 and "--out is required" in stderr and "Traceback" not in stderr
 
 
 def test_help_per_subcommand_exits_0(runs):

@@ -195,7 +195,7 @@ def test_zero_examples_are_refused_by_decompose_only(m2o):
     with pytest.raises(ValueError, match=r"data inputs must hold at least one example, got "
                        r"shape \[0, 6\]"):
         decompose(params, (x[:0], y[:0]), model=cfg)
-    assert module_scores(d, params, x[:0]).shape[0] == 0
+    assert module_scores(d, params, x[:0]).shape == (d.num_modules, 0)  # [C, N]
     assert predict(cfg, params, x[:0]).shape == (0,)
 
 
