@@ -43,7 +43,11 @@ def define_flags():
                         "/work/runs/table2/models).")
     flags.DEFINE_string("out", "docs/results/minimal_modules",
                         "Output path without extension (.md and .json are written).")
-    flags.DEFINE_float("max_cost", 0.01, "Allowed validation cost (fraction; 0.01 = 1 point).")
+    flags.DEFINE_float("max_cost", 0.01, "Allowed validation cost (fraction; 0.01 = 1 point); "
+                       "its rows are compacted and timed.")
+    flags.DEFINE_list("extra_costs", ["0.0025", "0.005"],
+                      "Further costs reported from the same ladder (kept units and δ only).")
+    flags.DEFINE_integer("n_time", 2048, "Test examples in each timed forward pass.")
     flags.DEFINE_list("candidates", ["negative", "all"], "minimal_modules candidate sets.")
     flags.DEFINE_float("val_fraction", 0.1, "Validation fraction of the training data.")
     flags.DEFINE_integer("val_seed", 0, "Seed of the validation split.")
@@ -66,7 +70,9 @@ def cpu_model() -> str:
 
 
 def compacted_stats(config, params, decomp, x_test, reps, batch_size):
-    """Per module: compacted width, params, forward seconds, max score difference."""
+    """Per module: compacted width, params, forward seconds of the compacted and (timed right
+    before it, to pair the measurements on a shared machine) of the full model, and the largest
+    score difference against ``module_scores``."""
     import jax
     import numpy as np
 
@@ -76,19 +82,22 @@ def compacted_stats(config, params, decomp, x_test, reps, batch_size):
 
     n_check = min(256, len(x_test))
     ref = np.asarray(module_scores(decomp, params, x_test[:n_check]))
+    x_time = x_test[:FLAGS.n_time]
     out = []
     for c in range(decomp.num_modules):
         ccfg, cp = compact(params, decomp, c)
-        t = time_forward(ccfg, cp, x_test, batch_size, reps)
+        t_full = time_forward(config, params, x_time, batch_size, reps)
+        t = time_forward(ccfg, cp, x_time, batch_size, reps)
         got = np.asarray(jax.nn.softmax(forward(ccfg, cp, x_test[:n_check], n_check)[0],
                                         -1)[..., 1])
         out.append({"units": ccfg.units, "params": param_count(cp),
                     "params_no_embed": param_count(cp, skip_embeddings=True),
-                    "forward_s": t, "max_score_diff": float(np.abs(got - ref[c]).max())})
+                    "forward_s": t, "full_forward_s": t_full,
+                    "max_score_diff": float(np.abs(got - ref[c]).max())})
     return out
 
 
-def evaluate(config, params, data, decomp, mono, *, compactable, t_full):
+def evaluate(config, params, data, decomp, mono, *, compactable):
     """Test δ, units kept and (when compactable) the compacted sizes and times of ``decomp``."""
     import numpy as np
 
@@ -110,7 +119,8 @@ def evaluate(config, params, data, decomp, mono, *, compactable, t_full):
         stats = compacted_stats(config, params, decomp, data.x_test, FLAGS.reps,
                                 FLAGS.batch_size)
         row["compacted"] = stats
-        row["speedup_mean"] = float(np.mean([t_full / s["forward_s"] for s in stats]))
+        row["speedup_mean"] = float(np.mean([s["full_forward_s"] / s["forward_s"]
+                                             for s in stats]))
         row["params_ratio_mean"] = float(np.mean([s["params"] for s in stats])
                                          / param_count(params))
         row["params_no_embed_ratio_mean"] = float(
@@ -150,9 +160,10 @@ def run_model(dataset, cell, layers):
     mono = {"acc": metrics.accuracy(mono_pred, y)}
     if config.many_output:
         mono["acc_nopad"] = metrics.accuracy(mono_pred, y, ignore_padding=True)
-    t_full = time_forward(config, params, data.x_test, FLAGS.batch_size, FLAGS.reps)
+    t_full = time_forward(config, params, data.x_test[:FLAGS.n_time], FLAGS.batch_size,
+                          FLAGS.reps)
     logging.info("%s: monolithic %.4f, full forward on %d test examples %.3fs", name,
-                 mono["acc"], len(y), t_full)
+                 mono["acc"], FLAGS.n_time, t_full)
     cap = paper_script_max_remove(cell, spec.io, "rolled", layers)
     result = {"dataset": dataset, "cell": cell, "layers": layers, "io": spec.io,
               "model": f"{cell.upper()}-{layers}", "model_dir": model_dir,
@@ -168,26 +179,27 @@ def run_model(dataset, cell, layers):
         jax.block_until_ready(decomp.keep)
         took = time.perf_counter() - t0
         row = {"kind": "default", "u_mask": u_mask, "max_remove": cap, "seconds": took}
-        row.update(evaluate(config, params, data, decomp, mono, compactable=u_mask == "paper",
-                            t_full=t_full))
+        row.update(evaluate(config, params, data, decomp, mono, compactable=u_mask == "paper"))
         logging.info("default (%s, cap %.2f): δ %+.2f, kept %.1f%%", u_mask, cap, row["delta"],
                      100 * row["kept_fraction_mean"])
         result["rows"].append(row)
+    costs = [FLAGS.max_cost] + [float(v) for v in FLAGS.extra_costs]
     for cand in FLAGS.candidates:
         t0 = time.perf_counter()
-        mm = minimal_modules(params, data, model=config, max_cost=FLAGS.max_cost,
-                             candidates=cand, val_fraction=FLAGS.val_fraction,
-                             seed=FLAGS.val_seed, max_val=FLAGS.max_val)
+        found = minimal_modules(params, data, model=config, max_cost=costs, candidates=cand,
+                                val_fraction=FLAGS.val_fraction, seed=FLAGS.val_seed,
+                                max_val=FLAGS.max_val)
         took = time.perf_counter() - t0
-        row = {"kind": "minimal", "candidates": cand, "u_mask": "paper",
-               "max_cost": FLAGS.max_cost, "seconds": took, "caps": mm.caps.tolist(),
-               "val_accuracy": mm.val_accuracy, "val_accuracy_original": mm.val_accuracy_original,
-               "n_val": int(len(mm.val_index))}
-        row.update(evaluate(config, params, data, mm.decomposition, mono, compactable=True,
-                            t_full=t_full))
-        logging.info("minimal (%s): δ %+.2f, kept %.1f%%, speedup %.2fx", cand, row["delta"],
-                     100 * row["kept_fraction_mean"], row["speedup_mean"])
-        result["rows"].append(row)
+        for i, (cost, mm) in enumerate(zip(costs, found)):
+            row = {"kind": "minimal", "candidates": cand, "u_mask": "paper", "max_cost": cost,
+                   "seconds": took, "caps": mm.caps.tolist(), "val_accuracy": mm.val_accuracy,
+                   "val_accuracy_original": mm.val_accuracy_original,
+                   "n_val": int(len(mm.val_index))}
+            row.update(evaluate(config, params, data, mm.decomposition, mono,
+                                compactable=i == 0))
+            logging.info("minimal (%s, cost %g): δ %+.2f, kept %.1f%%", cand, cost,
+                         row["delta"], 100 * row["kept_fraction_mean"])
+            result["rows"].append(row)
     return result
 
 
@@ -211,9 +223,12 @@ def markdown(doc) -> str:
              "candidate (`all`). δ = composed − monolithic test accuracy in points (many-output: "
              "every position, padding included; *no pad* without). *Kept* is the mean over "
              "modules and layers of the kept units, as a fraction of H = 100. *Speedup* is the "
-             "full model's forward time over the test set divided by a compacted module's, "
-             "averaged over modules (same batches; median of "
-             f"{doc['reps']} runs; the machine is shared, so timings are noisy). *Params* "
+             f"full model's forward time over the first {doc['n_time']} test examples divided by "
+             "a compacted module's, timed one right after the other for every module and "
+             f"averaged over modules (median of {doc['reps']} runs each; the machine is shared "
+             "with other jobs, so timings are noisy); rows at the extra costs "
+             f"({', '.join(f'{100 * c:g}' for c in doc['extra_costs'])} pt) come from the same "
+             "ladder and are not timed. *Params* "
              "compares a compacted module with the full model, all parameters and without the "
              "embeddings (which a forward pass indexes rather than multiplies). *Score diff* is "
              "the largest |compacted score − module score| on 256 test examples.", ""]
@@ -223,7 +238,7 @@ def markdown(doc) -> str:
                   + (f" (no pad {100 * m['mono']['acc_nopad']:.2f}%)"
                      if "acc_nopad" in m["mono"] else "")
                   + f"; {m['params']} parameters ({m['params_no_embed']} without embeddings); "
-                  f"full forward over {m['n_test']} test examples {m['full_forward_s']:.3f} s; "
+                  f"full forward over {doc['n_time']} test examples {m['full_forward_s']:.3f} s; "
                   f"model {'loaded from' if m['model_cached'] else 'trained into'} "
                   f"`{m['model_dir']}`.", "",
                   "| rows | caps | kept (mean) | kept min–max | δ | δ no pad | val acc "
@@ -236,7 +251,7 @@ def markdown(doc) -> str:
                 caps = f"{r['max_remove']:.2f}"
                 val = "–"
             else:
-                label = f"minimal, {r['candidates']}"
+                label = f"minimal, {r['candidates']}, cost {100 * r['max_cost']:g} pt"
                 caps = f"{min(r['caps']):.2f}–{max(r['caps']):.2f}"
                 val = f"{100 * r['val_accuracy_original']:.2f} → {100 * r['val_accuracy']:.2f}"
             comp = "compacted" in r
@@ -249,7 +264,7 @@ def markdown(doc) -> str:
                    if comp else "– | – | – | – |"))
         lines.append("")
         for r in m["rows"]:
-            if r["kind"] == "minimal":
+            if r["kind"] == "minimal" and r["max_cost"] == doc["max_cost"]:
                 lines.append(f"Caps per class (`{r['candidates']}`): "
                              + ", ".join(f"{c:.2f}" for c in r["caps"]) + "  ")
         lines.append("")
@@ -280,7 +295,8 @@ def main(argv):
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "wall_s": time.perf_counter() - t0, "max_cost": FLAGS.max_cost,
            "val_fraction": FLAGS.val_fraction, "val_seed": FLAGS.val_seed,
-           "max_val": FLAGS.max_val, "reps": FLAGS.reps, "models": models}
+           "max_val": FLAGS.max_val, "reps": FLAGS.reps, "n_time": FLAGS.n_time,
+           "extra_costs": [float(v) for v in FLAGS.extra_costs], "models": models}
     rp.write_atomic(FLAGS.out + ".json", json.dumps(doc, indent=1))
     rp.write_atomic(FLAGS.out + ".md", markdown(doc))
     print(markdown(doc))

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -131,11 +131,12 @@ def _vote_accuracy(scores_ck, caps_idx, y, counted):
     return float((pred == y)[counted].mean())
 
 
-def minimal_modules(params, data, *, model, max_cost: float = 0.01,
+def minimal_modules(params, data, *, model, max_cost: Union[float, Sequence[float]] = 0.01,
                     candidates: str = "negative", val_fraction: float = 0.1, seed: int = 0,
                     ladder: Optional[Sequence[float]] = None, max_val: Optional[int] = None,
                     ignore_padding: bool = False, class_names=None, batch_size: int = 2048,
-                    modules_per_call: int = 16, **options) -> MinimalModules:
+                    modules_per_call: int = 16,
+                    **options) -> Union[MinimalModules, List[MinimalModules]]:
     """The smallest module per class whose validation cost stays within ``max_cost``.
 
     See the module docstring for the procedure. The test split is never used.
@@ -147,7 +148,8 @@ def minimal_modules(params, data, *, model, max_cost: float = 0.01,
         voted and are refused.
       model: the :class:`~modjax.models.ModelConfig`.
       max_cost: allowed drop of a class's recall and of the composed accuracy on the
-        validation split, as a fraction (``0.01`` = 1 percentage point), in ``[0, 1]``.
+        validation split, as a fraction (``0.01`` = 1 percentage point), in ``[0, 1]``; or a
+        sequence of them, which share the trace and the ladder's scores (one result each).
       candidates: ``"negative"`` (the method's rule: only units with ``d < 0``) or ``"all"``
         (every unit, ascending ``d``).
       val_fraction: fraction of the training examples held out for validation (seeded by
@@ -163,7 +165,7 @@ def minimal_modules(params, data, *, model, max_cost: float = 0.01,
         to ``"rolled"``. ``max_remove`` is ignored (the ladder replaces it).
 
     Returns:
-      A :class:`MinimalModules`.
+      A :class:`MinimalModules` (a list of them, in order, for a sequence of costs).
 
     Raises:
       ValueError naming the argument on a bad ``max_cost``, ``candidates``, ``val_fraction``,
@@ -173,8 +175,11 @@ def minimal_modules(params, data, *, model, max_cost: float = 0.01,
     if config.io == "encoder_decoder":
         raise ValueError("minimal_modules needs a voted model; encoder_decoder modules are "
                          "chosen by target language (model.io='encoder_decoder')")
-    if not 0.0 <= float(max_cost) <= 1.0:
-        raise ValueError(f"max_cost must be a fraction in [0, 1], got {max_cost!r}")
+    many = np.ndim(max_cost) > 0
+    costs = [float(m) for m in np.atleast_1d(np.asarray(max_cost, dtype=float))]
+    if not costs or any(not 0.0 <= m <= 1.0 for m in costs):
+        raise ValueError(f"max_cost must be a fraction in [0, 1] (or a sequence of them), got "
+                         f"{max_cost!r}")
     if candidates not in CANDIDATES:
         raise ValueError(f"candidates must be one of {CANDIDATES}, got {candidates!r}")
     if options.get("gate_mode", "unit") != "unit":
@@ -245,43 +250,48 @@ def minimal_modules(params, data, *, model, max_cost: float = 0.01,
         first_best = np.delete(np.arange(C), c)[others.argmax(0)]
         wins = (scores[c] > best) | ((scores[c] == best) & (c < first_best))  # [K, P]
         recall[c] = wins[:, pos].mean(1)
-    caps_idx = np.zeros(C, np.int64)
-    for c in range(C):
-        if np.isnan(recall[c, 0]):
-            continue
-        over = np.nonzero(recall[c, 0] - recall[c] > max_cost + 1e-12)[0]
-        caps_idx[c] = (over[0] - 1) if len(over) else K - 1
-
     acc0 = _vote_accuracy(scores, np.zeros(C, np.int64), y_val, counted)
-    acc = _vote_accuracy(scores, caps_idx, y_val, counted)
-    steps_back = 0
-    while acc0 - acc > max_cost + 1e-12:
-        best_c, best_acc = -1, -1.0
-        # ties: step down the class with the highest cap (spreads the cost over classes)
-        for c in sorted(np.nonzero(caps_idx > 0)[0], key=lambda c: -caps_idx[c]):
-            trial = caps_idx.copy()
-            trial[c] -= 1
-            a = _vote_accuracy(scores, trial, y_val, counted)
-            if a > best_acc:
-                best_c, best_acc = c, a
-        caps_idx[best_c] -= 1
-        acc = best_acc
-        steps_back += 1
-    # report the smallest cap that gives the same module (the "negative" rule runs out of
-    # candidates: higher caps change nothing)
-    for c in range(C):
-        same = np.nonzero((keep[c, :caps_idx[c] + 1] == keep[c, caps_idx[c]]).reshape(
-            caps_idx[c] + 1, -1).all(1))[0]
-        caps_idx[c] = same[0]
-    logging.info("minimal modules: caps %s (%d joint step(s) back), kept units %s, validation "
-                 "accuracy %.4f (original %.4f) on %d examples", fracs[caps_idx].tolist(),
-                 steps_back, units_kept[np.arange(C), caps_idx].round(1).tolist(), acc, acc0,
-                 len(val_idx))
-    chosen = keep[np.arange(C), caps_idx]
-    result = decomp.replace(
-        keep=jnp.asarray(chosen),
-        options=dataclasses.replace(opts, max_remove=float(fracs[caps_idx].max())))
-    return MinimalModules(decomposition=result, caps=fracs[caps_idx], ladder=fracs,
-                          units_kept=units_kept, recall=recall, val_accuracy=acc,
-                          val_accuracy_original=acc0, val_index=val_idx,
-                          candidates=candidates, max_cost=float(max_cost))
+
+    def choose(max_cost):
+        caps_idx = np.zeros(C, np.int64)
+        for c in range(C):
+            if np.isnan(recall[c, 0]):
+                continue
+            over = np.nonzero(recall[c, 0] - recall[c] > max_cost + 1e-12)[0]
+            caps_idx[c] = (over[0] - 1) if len(over) else K - 1
+        acc = _vote_accuracy(scores, caps_idx, y_val, counted)
+        steps_back = 0
+        while acc0 - acc > max_cost + 1e-12:
+            best_c, best_acc = -1, -1.0
+            # ties: step down the class with the highest cap (spreads the cost over classes)
+            for c in sorted(np.nonzero(caps_idx > 0)[0], key=lambda c: -caps_idx[c]):
+                trial = caps_idx.copy()
+                trial[c] -= 1
+                a = _vote_accuracy(scores, trial, y_val, counted)
+                if a > best_acc:
+                    best_c, best_acc = c, a
+            caps_idx[best_c] -= 1
+            acc = best_acc
+            steps_back += 1
+        # report the smallest cap that gives the same module (the "negative" rule runs out of
+        # candidates: higher caps change nothing)
+        for c in range(C):
+            same = np.nonzero((keep[c, :caps_idx[c] + 1] == keep[c, caps_idx[c]]).reshape(
+                caps_idx[c] + 1, -1).all(1))[0]
+            caps_idx[c] = same[0]
+        logging.info("minimal modules (max_cost %g): caps %s (%d joint step(s) back), kept "
+                     "units %s, validation accuracy %.4f (original %.4f) on %d examples",
+                     max_cost, fracs[caps_idx].tolist(), steps_back,
+                     units_kept[np.arange(C), caps_idx].round(1).tolist(), acc, acc0,
+                     len(val_idx))
+        chosen = keep[np.arange(C), caps_idx]
+        result = decomp.replace(
+            keep=jnp.asarray(chosen),
+            options=dataclasses.replace(opts, max_remove=float(fracs[caps_idx].max())))
+        return MinimalModules(decomposition=result, caps=fracs[caps_idx], ladder=fracs,
+                              units_kept=units_kept, recall=recall, val_accuracy=acc,
+                              val_accuracy_original=acc0, val_index=val_idx,
+                              candidates=candidates, max_cost=float(max_cost))
+
+    results = [choose(float(m)) for m in costs]
+    return results if many else results[0]
