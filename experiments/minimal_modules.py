@@ -48,6 +48,7 @@ def define_flags():
     flags.DEFINE_list("extra_costs", ["0.0025", "0.005"],
                       "Further costs reported from the same ladder (kept units and δ only).")
     flags.DEFINE_integer("n_time", 2048, "Test examples in each timed forward pass.")
+    flags.DEFINE_integer("limit_test", None, "Use only the first N test examples (quick runs).")
     flags.DEFINE_list("candidates", ["negative", "all"], "minimal_modules candidate sets.")
     flags.DEFINE_float("val_fraction", 0.1, "Validation fraction of the training data.")
     flags.DEFINE_integer("val_seed", 0, "Seed of the validation split.")
@@ -69,43 +70,75 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def compacted_stats(config, params, decomp, x_test, reps, batch_size):
+def module_key(decomp, c):
+    """What determines module ``c``'s scores: semantics, class and keep vector."""
+    import numpy as np
+
+    return (decomp.options.u_mask, int(decomp.head_class[c]),
+            np.asarray(decomp.keep[c]).tobytes())
+
+
+def cached_scores(decomp, params, x, cache):
+    """``module_scores(decomp, params, x)`` ``[C, N(, T)]``; modules already in ``cache`` (by
+    :func:`module_key`) are not scored again, the others in one batched call."""
+    import numpy as np
+
+    from modjax.compose import module_scores
+
+    keys = [module_key(decomp, c) for c in range(decomp.num_modules)]
+    todo = sorted({i for i, k in enumerate(keys) if k not in cache})
+    if todo:
+        sub = decomp.replace(keep=decomp.keep[np.array(todo)],
+                             head_class=decomp.head_class[np.array(todo)],
+                             has_positives=decomp.has_positives[np.array(todo)])
+        out = np.asarray(module_scores(sub, params, x, batch_size=FLAGS.batch_size))
+        for j, i in enumerate(todo):
+            cache[keys[i]] = out[j]
+    return np.stack([cache[k] for k in keys])
+
+
+def compacted_stats(config, params, decomp, x_test, scores, reps, batch_size, cache):
     """Per module: compacted width, params, forward seconds of the compacted and (timed right
     before it, to pair the measurements on a shared machine) of the full model, and the largest
-    score difference against ``module_scores``."""
+    score difference against the module's ``module_scores`` (``scores [C, N(, T)]``). Modules
+    already measured (``cache``) are not timed again."""
     import jax
     import numpy as np
 
     from benchmarks.compact import forward, param_count, time_forward
     from modjax.compact import compact
-    from modjax.compose import module_scores
 
     n_check = min(256, len(x_test))
-    ref = np.asarray(module_scores(decomp, params, x_test[:n_check]))
     x_time = x_test[:FLAGS.n_time]
     out = []
     for c in range(decomp.num_modules):
+        key = module_key(decomp, c)
+        if key in cache:
+            out.append(cache[key])
+            continue
         ccfg, cp = compact(params, decomp, c)
         t_full = time_forward(config, params, x_time, batch_size, reps)
         t = time_forward(ccfg, cp, x_time, batch_size, reps)
         got = np.asarray(jax.nn.softmax(forward(ccfg, cp, x_test[:n_check], n_check)[0],
                                         -1)[..., 1])
-        out.append({"units": ccfg.units, "params": param_count(cp),
-                    "params_no_embed": param_count(cp, skip_embeddings=True),
-                    "forward_s": t, "full_forward_s": t_full,
-                    "max_score_diff": float(np.abs(got - ref[c]).max())})
+        cache[key] = {"units": ccfg.units, "params": param_count(cp),
+                      "params_no_embed": param_count(cp, skip_embeddings=True),
+                      "forward_s": t, "full_forward_s": t_full,
+                      "max_score_diff": float(np.abs(got - scores[c, :n_check]).max())}
+        out.append(cache[key])
     return out
 
 
-def evaluate(config, params, data, decomp, mono, *, compactable):
+def evaluate(config, params, data, decomp, mono, *, compactable, caches):
     """Test δ, units kept and (when compactable) the compacted sizes and times of ``decomp``."""
     import numpy as np
 
     from benchmarks.compact import param_count
     from modjax import metrics
-    from modjax.compose import compose
+    from modjax.compose import vote
 
-    pred = np.asarray(compose(decomp, params)(data.x_test)[0])
+    scores = cached_scores(decomp, params, data.x_test, caches["scores"])
+    pred = np.asarray(vote(scores, decomp.head_class))
     y = np.asarray(data.y_test)
     comp = metrics.accuracy(pred, y)
     row = {"comp_acc": comp, "delta": 100 * (comp - mono["acc"]),
@@ -116,8 +149,8 @@ def evaluate(config, params, data, decomp, mono, *, compactable):
         comp_np = metrics.accuracy(pred, y, ignore_padding=True)
         row.update(comp_acc_nopad=comp_np, delta_nopad=100 * (comp_np - mono["acc_nopad"]))
     if compactable:
-        stats = compacted_stats(config, params, decomp, data.x_test, FLAGS.reps,
-                                FLAGS.batch_size)
+        stats = compacted_stats(config, params, decomp, data.x_test, scores, FLAGS.reps,
+                                FLAGS.batch_size, caches["compact"])
         row["compacted"] = stats
         row["speedup_mean"] = float(np.mean([s["full_forward_s"] / s["forward_s"]
                                              for s in stats]))
@@ -144,7 +177,7 @@ def run_model(dataset, cell, layers):
     from modjax.train import predict
 
     spec = rp.parse_dataset(dataset, "local")
-    data = rp.load_data(spec, FLAGS.seed)
+    data = rp._subset(rp.load_data(spec, FLAGS.seed), None, FLAGS.limit_test, FLAGS.seed)
     epochs, bs = rp.PAPER_TRAINING[spec.io]
     config = config_for(data, cell=cell, layers=layers, units=100,
                         embed_dim=rp.paper_embed_dim(spec.io), gate_activation=rp.GATE_ACTIVATION,
@@ -173,13 +206,15 @@ def run_model(dataset, cell, layers):
               "params": param_count(params),
               "params_no_embed": param_count(params, skip_embeddings=True),
               "mono": mono, "full_forward_s": t_full, "rows": []}
+    caches = {"scores": {}, "compact": {}}
     for u_mask in ("paper", "code"):
         t0 = time.perf_counter()
         decomp = decompose(params, data, model=config, max_remove=cap, u_mask=u_mask)
         jax.block_until_ready(decomp.keep)
         took = time.perf_counter() - t0
         row = {"kind": "default", "u_mask": u_mask, "max_remove": cap, "seconds": took}
-        row.update(evaluate(config, params, data, decomp, mono, compactable=u_mask == "paper"))
+        row.update(evaluate(config, params, data, decomp, mono, compactable=u_mask == "paper",
+                            caches=caches))
         logging.info("default (%s, cap %.2f): δ %+.2f, kept %.1f%%", u_mask, cap, row["delta"],
                      100 * row["kept_fraction_mean"])
         result["rows"].append(row)
@@ -196,7 +231,7 @@ def run_model(dataset, cell, layers):
                    "val_accuracy_original": mm.val_accuracy_original,
                    "n_val": int(len(mm.val_index))}
             row.update(evaluate(config, params, data, mm.decomposition, mono,
-                                compactable=i == 0))
+                                compactable=i == 0, caches=caches))
             logging.info("minimal (%s, cost %g): δ %+.2f, kept %.1f%%", cand, cost,
                          row["delta"], 100 * row["kept_fraction_mean"])
             result["rows"].append(row)
