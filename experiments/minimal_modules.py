@@ -207,7 +207,8 @@ def run_model(dataset, cell, layers):
               "num_classes": config.num_classes, "units": config.units,
               "params": param_count(params),
               "params_no_embed": param_count(params, skip_embeddings=True),
-              "mono": mono, "full_forward_s": t_full, "rows": []}
+              "mono": mono, "full_forward_s": t_full, "max_val": FLAGS.max_val,
+              "n_time": FLAGS.n_time, "rows": []}
     caches = {"scores": {}, "compact": {}}
     for u_mask in ("paper", "code"):
         t0 = time.perf_counter()
@@ -257,12 +258,13 @@ def markdown(doc) -> str:
              "(`code`, not compactable), and `modjax.minimal_modules` (rolled, `u_mask=paper`) "
              f"with a cost of {100 * doc['max_cost']:g} point(s) on a validation split of "
              f"{100 * doc['val_fraction']:g}% of the training data (seed {doc['val_seed']}, at "
-             f"most {doc['max_val']} examples; the test split is not used to choose), with the "
+             "most the model's `max_val` examples; the test split is not used to choose), with "
+             "the "
              "method's candidates (`negative`: units with d < 0 only) and with every unit a "
              "candidate (`all`). δ = composed − monolithic test accuracy in points (many-output: "
              "every position, padding included; *no pad* without). *Kept* is the mean over "
              "modules and layers of the kept units, as a fraction of H = 100. *Speedup* is the "
-             f"full model's forward time over the first {doc['n_time']} test examples divided by "
+             "full model's forward time over the model's first `n_time` test examples divided by "
              "a compacted module's, timed one right after the other for every module and "
              f"averaged over modules (median of {doc['reps']} runs each; the machine is shared "
              "with other jobs, so timings are noisy); rows at the extra costs "
@@ -277,7 +279,8 @@ def markdown(doc) -> str:
                   + (f" (no pad {100 * m['mono']['acc_nopad']:.2f}%)"
                      if "acc_nopad" in m["mono"] else "")
                   + f"; {m['params']} parameters ({m['params_no_embed']} without embeddings); "
-                  f"full forward over {doc['n_time']} test examples {m['full_forward_s']:.3f} s; "
+                  f"full forward over {m['n_time']} test examples {m['full_forward_s']:.3f} s; "
+                  f"max_val {m['max_val']}, n_time {m['n_time']}; "
                   f"model {'loaded from' if m['model_cached'] else 'trained into'} "
                   f"`{m['model_dir']}`.", "",
                   "| rows | caps | kept (mean) | kept min–max | δ | δ no pad | val acc "
@@ -321,8 +324,8 @@ def main(argv):
     t0 = time.perf_counter()
     command = "python -m experiments.minimal_modules " + " ".join(sys.argv[1:])
     settings = {"max_cost": FLAGS.max_cost, "val_fraction": FLAGS.val_fraction,
-                "val_seed": FLAGS.val_seed, "max_val": FLAGS.max_val, "reps": FLAGS.reps,
-                "n_time": FLAGS.n_time, "extra_costs": [float(v) for v in FLAGS.extra_costs],
+                "val_seed": FLAGS.val_seed, "reps": FLAGS.reps,
+                "extra_costs": [float(v) for v in FLAGS.extra_costs],
                 "limit_test": FLAGS.limit_test}
     done, commands, wall = {}, [], 0.0
     if FLAGS.resume and os.path.isfile(FLAGS.out + ".json"):
