@@ -29,7 +29,11 @@ Procedure (all classes at once, no retracing per cap):
 4. **Joint check**: with every class at its cap the modules are voted together on the
    validation split. While the composed accuracy is more than ``max_cost`` below the original
    model's (cap 0 everywhere, which votes as the original model's arg-max), the class whose
-   one-step-lower cap gives the best composed accuracy steps down.
+   one-step-lower cap gives the best composed accuracy steps down. The other way round is
+   tried too: from cap 0 everywhere, one class's cap at a time is raised (up to its bound from
+   step 3), the step that keeps the composed accuracy highest (ties: the one removing most
+   units), while the cost stays within ``max_cost``. Of the two (both greedy, both within the
+   cost), the one keeping fewer units is returned.
 
 Accuracies count every position of many-output models, padding included, like the project's
 δ (``docs/method.md#metrics``), unless ``ignore_padding``.
@@ -259,6 +263,7 @@ def minimal_modules(params, data, *, model, max_cost: Union[float, Sequence[floa
                 continue
             over = np.nonzero(recall[c, 0] - recall[c] > max_cost + 1e-12)[0]
             caps_idx[c] = (over[0] - 1) if len(over) else K - 1
+        limit = caps_idx.copy()  # the per-class recall bound
         acc = _vote_accuracy(scores, caps_idx, y_val, counted)
         steps_back = 0
         while acc0 - acc > max_cost + 1e-12:
@@ -273,15 +278,40 @@ def minimal_modules(params, data, *, model, max_cost: Union[float, Sequence[floa
             caps_idx[best_c] -= 1
             acc = best_acc
             steps_back += 1
+        # the other way round: from cap 0, raise one class's cap (within its recall bound) at
+        # a time, the step that keeps the composed accuracy highest (ties: the one removing
+        # the most units), while the cost stays within max_cost; keep whichever of the two
+        # keeps fewer units
+        up = np.zeros(C, np.int64)
+        acc_up = acc0
+        while True:
+            best_c, best = -1, (-1.0, 0.0)
+            for c in np.nonzero(up < limit)[0]:
+                trial = up.copy()
+                trial[c] += 1
+                a = _vote_accuracy(scores, trial, y_val, counted)
+                gain = units_kept[c, up[c]] - units_kept[c, up[c] + 1]
+                if acc0 - a <= max_cost + 1e-12 and (a, gain) > best:
+                    best_c, best = c, (a, gain)
+            if best_c < 0:
+                break
+            up[best_c] += 1
+            acc_up = best[0]
+        kept_up = units_kept[np.arange(C), up].sum()
+        kept_back = units_kept[np.arange(C), caps_idx].sum()
+        if (kept_up, -acc_up) < (kept_back, -acc):
+            caps_idx, acc, how = up, acc_up, "raised from cap 0"
+        else:
+            how = f"{steps_back} joint step(s) back"
         # report the smallest cap that gives the same module (the "negative" rule runs out of
         # candidates: higher caps change nothing)
         for c in range(C):
             same = np.nonzero((keep[c, :caps_idx[c] + 1] == keep[c, caps_idx[c]]).reshape(
                 caps_idx[c] + 1, -1).all(1))[0]
             caps_idx[c] = same[0]
-        logging.info("minimal modules (max_cost %g): caps %s (%d joint step(s) back), kept "
-                     "units %s, validation accuracy %.4f (original %.4f) on %d examples",
-                     max_cost, fracs[caps_idx].tolist(), steps_back,
+        logging.info("minimal modules (max_cost %g): caps %s (%s), kept units %s, "
+                     "validation accuracy %.4f (original %.4f) on %d examples",
+                     max_cost, fracs[caps_idx].tolist(), how,
                      units_kept[np.arange(C), caps_idx].round(1).tolist(), acc, acc0,
                      len(val_idx))
         chosen = keep[np.arange(C), caps_idx]
