@@ -250,13 +250,7 @@ def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
 
     relu_int = relu and _relu_int_dtype(options.relu_threshold, n_pos, n_neg, neg_per_class,
                                         num_classes, T, config, options)
-
-    def select(d):
-        if per_gate:
-            return concern.select_gates(d, k, spec.blocks)
-        if relu:  # exact: integer numerators over a shared denominator
-            return concern.select_relu(d[0], k, options.relu_threshold, den=d[1])
-        return concern.select_logistic(d, k, options.tie_ratio)
+    select = functools.partial(selector(config, options), k=k)
 
     def score(p, pv, n, nv):
         if per_gate:
@@ -278,15 +272,32 @@ def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
             keep = jax.vmap(select)(d)
             has = jnp.any(pv, axis=1) & jnp.any(nv, axis=1)  # [M]
             keep = keep | ~has[:, None]
-            return keep, has
+            return keep, has, d
 
-        keep, has = jax.vmap(per_layer)(src)  # [L, M, F], [L, M]
-        return keep, has[0]
+        keep, has, d = jax.vmap(per_layer)(src)  # [L, M, F], [L, M], [L, M, F]
+        return keep, has[0], d
 
-    keep, has = jax.vmap(per_class)(jnp.arange(num_classes))  # [C, L, M, F], [C, M]
+    keep, has, d = jax.vmap(per_class)(jnp.arange(num_classes))  # [C, L, M, F], [C, M]
     if not unrolled:
         keep = keep[:, :, 0]
-    return keep, has, finite
+    return keep, has, finite, d
+
+
+def selector(config: ModelConfig, options: DecomposeOptions):
+    """The removal rule of ``config``/``options`` as ``select(d [F], k) -> keep [F]`` (bool);
+    for ReLU models ``d`` is ``(numerators [F], denominator)`` and the rule is exact.
+
+    ``k`` (the cap, ``ceil(max_remove * H)``) may be a traced int, so one compiled function
+    serves a ladder of caps (:mod:`modjax.minimal`). Rules: per-gate blocks, the ReLU
+    threshold, or the logistic rule with its tie ratio (``docs/method.md#removal``).
+    """
+    spec = CELL_TABLE[config.cell]
+    if options.gate_mode == "per_gate":
+        return lambda d, k: concern.select_gates(d, k, spec.blocks)
+    if config.activation == "relu" and config.cell == "simple":
+        # exact: d = (integer numerators, their shared denominator)
+        return lambda d, k: concern.select_relu(d[0], k, options.relu_threshold, den=d[1])
+    return lambda d, k: concern.select_logistic(d, k, options.tie_ratio)
 
 
 def decompose(params, data, *, model, class_names=None, preset: Optional[str] = None,
@@ -314,6 +325,20 @@ def decompose(params, data, *, model, class_names=None, preset: Optional[str] = 
     Raises:
       TypeError / ValueError naming the argument on a bad model, params, data or option; a
       ``UserWarning`` lists classes (and steps) without positive examples, which keep all units.
+    """
+    decomp, _ = decompose_with_scores(params, data, model=model, class_names=class_names,
+                                      preset=preset, warn_stacklevel=3, **options)
+    return decomp
+
+
+def decompose_with_scores(params, data, *, model, class_names=None,
+                          preset: Optional[str] = None, warn_stacklevel: int = 2, **options):
+    """:func:`decompose`, also returning every unit's score ``d = ct_pos - ct_neg``.
+
+    Returns ``(decomp, d)`` with ``d [C, L, M, F]`` float (``M = 1`` rolled, ``T`` unrolled;
+    ``F = H``, or ``gH`` per gate): the scores the removal rule sorted
+    (``docs/method.md#statistics``). Raising the cap changes which of them are removed, not
+    the scores, so a ladder of caps needs this one trace (:mod:`modjax.minimal`).
     """
     config = resolve_model(model)
     if preset is not None:
@@ -364,7 +389,7 @@ def decompose(params, data, *, model, class_names=None, preset: Optional[str] = 
 
     # No class has more positives or negatives than the union holds: sample arrays (and the
     # memory they take) are bounded by the data, not by n_pos; the samples are the same.
-    keep, has, finite = _decompose_core(
+    keep, has, finite, d = _decompose_core(
         params, padded(x), padded(dec), padded(slots), real, config=config, options=opts,
         num_classes=num_classes, n_pos=min(n_pos, bucket), n_neg=min(n_neg, bucket),
         neg_per_class=per_class)
@@ -377,10 +402,11 @@ def decompose(params, data, *, model, class_names=None, preset: Optional[str] = 
         where = "steps" if opts.mode == "unrolled" else "slots"
         warnings.warn(f"no positive (or negative) examples for {len(missing)} (class, {where}) "
                       f"pairs; those modules keep every unit there: {missing[:10]}",
-                      UserWarning, stacklevel=2)
-    return Decomposition(keep=keep, head_class=jnp.arange(num_classes, dtype=jnp.int32),
-                         has_positives=has, config=config, options=opts,
-                         class_names=tuple(class_names))
+                      UserWarning, stacklevel=warn_stacklevel)
+    decomp = Decomposition(keep=keep, head_class=jnp.arange(num_classes, dtype=jnp.int32),
+                           has_positives=has, config=config, options=opts,
+                           class_names=tuple(class_names))
+    return decomp, d
 
 
 def trace(params, inputs, *, model, dec_in=None, gates: bool = False):
