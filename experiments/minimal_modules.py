@@ -335,7 +335,7 @@ def main(argv):
             logging.warning("%s.json has other settings: computing every model", FLAGS.out)
     models = []
     for spec in FLAGS.models:
-        parts = spec.split(":")
+        parts = spec.rsplit(":", 2)  # the dataset may be synthetic:<io>
         if len(parts) != 3:
             raise app.UsageError(f"--models entries must be dataset:cell:layers, got {spec!r}")
         key = (parts[0], parts[1], int(parts[2]))
