@@ -63,3 +63,26 @@ def run(cell, p, xs, h0=None, c0=None, pad=None, reverse=False, **kw):
         h, c = hn, (cn if cn is not None else c)
         hs[:, t] = h
     return hs, h, c
+
+
+def float64_params(cfg, seed=0):
+    """Float64 NumPy params of ``cfg`` for reference tests: the Keras init with kernels scaled
+    by 1.5 and non-zero random biases (seeded), so every weight matters."""
+    import jax
+
+    from modjax.models import init_params
+
+    rng = np.random.default_rng(seed)
+    with jax.enable_x64(False):
+        base = init_params(cfg, seed)
+    out = {}
+    for name, leaves in base.items():
+        out[name] = {}
+        for k, v in leaves.items():
+            v = np.asarray(v, np.float64)
+            if k == "bias":
+                v = rng.normal(0.0, 0.5, v.shape)
+            elif k in ("kernel", "recurrent_kernel"):
+                v = v * 1.5
+            out[name][k] = v
+    return out

@@ -44,22 +44,7 @@ def tiny_config(cell, io, reset_after=False, mask_zero=False):
                        reset_after=reset_after, mask_zero=mask_zero)
 
 
-def tiny_params(cfg, seed=0):
-    """Float64 params: Keras init, larger kernels, non-zero random biases and head."""
-    rng = np.random.default_rng(seed)
-    with jax.enable_x64(False):
-        base = init_params(cfg, seed)
-    out = {}
-    for name, leaves in base.items():
-        out[name] = {}
-        for k, v in leaves.items():
-            v = np.asarray(v, np.float64)
-            if k == "bias":
-                v = rng.normal(0.0, 0.5, v.shape)
-            elif k in ("kernel", "recurrent_kernel"):
-                v = v * 1.5
-            out[name][k] = v
-    return out
+tiny_params = numpy_ref.float64_params
 
 
 def numpy_forward(cfg, P, x, keep=None):

@@ -28,6 +28,7 @@ from modjax.decompose import decompose
 from modjax.decomposition import Decomposition, DecomposeOptions
 from modjax.masks import masks_for
 from modjax.metrics import accuracy
+from tests.numpy_ref import float64_params
 from modjax.models import ModelConfig, apply_model, init_params
 from tests.trained_models import trained_big
 
@@ -154,22 +155,7 @@ def tiny_config(cell, io, reset_after=False, layers=2):
                        units=H, embed_dim=4, reset_after=reset_after)
 
 
-def tiny_params(cfg, seed=0):
-    """Float64 NumPy params: the Keras init with larger kernels and non-zero random biases."""
-    rng = np.random.default_rng(seed)
-    with jax.enable_x64(False):
-        base = init_params(cfg, seed)
-    out = {}
-    for name, leaves in base.items():
-        out[name] = {}
-        for k, v in leaves.items():
-            v = np.asarray(v, np.float64)
-            if k == "bias":
-                v = rng.normal(0.0, 0.5, v.shape)
-            elif k in ("kernel", "recurrent_kernel"):
-                v = v * 1.5
-            out[name][k] = v
-    return out
+tiny_params = float64_params
 
 
 def tiny_inputs(cfg, n=6, seed=1):
