@@ -234,3 +234,13 @@ def test_cached_checkpoints_are_reused_when_the_forward_computes_the_same_functi
     assert cached == reused
     same = np.array_equal(np.asarray(got["rnn_0"]["kernel"]), params["rnn_0"]["kernel"])
     assert same == reused
+
+
+def test_report_coverage_counts_the_full_grid():
+    rows = [_row("clinc", "many_to_one", "rolled", "lstm", 1, 0.0, 0.0),
+            _row("clinc", "many_to_one", "unrolled", "lstm", 1, 0.0, 0.0, config="per_gate")]
+    cov = {(d, c): (n, st) for d, c, n, st in table2_report.coverage(rows)}
+    assert cov[("mathqa", "artifact")] == ("0 / 12", "**incomplete**")  # 1:1: rolled only
+    assert cov[("clinc", "artifact")] == ("1 / 24", "**incomplete**")
+    assert cov[("clinc", "per_gate")] == ("1 / 16", "**incomplete**")
+    assert ("toxic", "per_gate") not in cov and len(cov) == 10
