@@ -16,10 +16,10 @@ from modjax.decompose import decompose, trace
 from modjax.decomposition import Decomposition, DecomposeOptions
 from modjax.layers import RNN, scan_layer
 from modjax.masks import masks_for
-from modjax.presets import PRESETS, artifact_max_remove, decompose_options
 from modjax.minimal import MinimalModules, minimal_modules
 from modjax.models import (ModelConfig, RNNModel, apply_model, config_for, greedy_decode,
                            init_params)
+from modjax.presets import PRESETS, artifact_max_remove, decompose_options
 from modjax.reuse import ModuleRef, compose_modules, module_set_scores, modules_of, replacement
 from modjax.train import fit, predict
 
@@ -29,7 +29,8 @@ __all__ = [
     "CELL_TABLE", "CellConfig", "GRUCell", "LSTMCell", "RNNCell", "SimpleRNNCell", "RNN",
     "scan_layer", "ModelConfig", "RNNModel", "apply_model", "config_for", "greedy_decode",
     "init_params", "fit", "predict", "save_model", "load_model", "decompose", "trace",
-    "Decomposition", "DecomposeOptions", "PRESETS", "decompose_options", "artifact_max_remove", "masks_for",
+    "Decomposition", "DecomposeOptions", "PRESETS", "decompose_options", "artifact_max_remove",
+    "masks_for",
     "apply_masks", "module_scores", "compose", "vote", "channel_score", "select", "replace",
     "concatenate", "metrics", "ModuleRef", "modules_of", "replacement", "module_set_scores",
     "compose_modules", "compact", "minimal_modules", "MinimalModules",
