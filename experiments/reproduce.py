@@ -58,6 +58,9 @@ def define_flags():
     flags.DEFINE_integer("units", 100, "Units per recurrent layer (the paper: 100).")
     flags.DEFINE_integer("seed", 0, "Subset, initialisation, shuffling and dropout seed.")
     flags.DEFINE_bool("retrain", False, "Train again even if a cached checkpoint exists.")
+    flags.DEFINE_string("resume_from", None, "A report JSON (e.g. docs/results/table2.json) "
+                        "whose rows seed --out's results: only missing or stale rows are "
+                        "computed.")
     flags.DEFINE_bool("render_only", False, "Only render --report from the stored rows.")
     flags.DEFINE_bool("smoke", False, "Tiny synthetic run of the whole pipeline (tests).")
     flags.DEFINE_bool("compilation_cache", True, "Use JAX's persistent compilation cache.")
@@ -225,6 +228,9 @@ def run(command: str) -> List[dict]:
     run_desc = check_flags()
     store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT,
                                ("dataset", "cell", "layers", "mode", "config"))
+    if FLAGS.resume_from:
+        logging.info("adopted %d stored rows from %s", store.adopt(FLAGS.resume_from),
+                     FLAGS.resume_from)
     phases = runner.Phases()
     shown = []
     if FLAGS.compilation_cache:

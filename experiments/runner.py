@@ -275,6 +275,24 @@ class ResultStore:
             else:
                 self.rows = {self.key(r): r for r in doc.get("rows", [])}
 
+    def adopt(self, path: str) -> int:
+        """Take the rows of a generated report's JSON (``rows``, each with its ``settings``)
+        that this store lacks; returns how many. A later session resumes a run this way from
+        the committed report, recomputing only what is missing or made with other settings."""
+        with open(path) as f:
+            doc = json.load(f)
+        rows = doc.get("rows") if isinstance(doc, dict) else None
+        if not isinstance(rows, list):
+            raise ValueError(f"--resume_from: {path} holds no 'rows' list")
+        n = 0
+        for r in rows:
+            if not isinstance(r, dict) or "settings" not in r:
+                raise ValueError(f"--resume_from: {path} has a row without its settings")
+            if self.key(r) not in self.rows:
+                self.rows[self.key(r)] = r
+                n += 1
+        return n
+
     def key(self, row: dict) -> tuple:
         return tuple(row[k] for k in self.key_fields)
 

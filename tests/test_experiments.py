@@ -202,6 +202,14 @@ def test_smoke_end_to_end_resume_and_stale_rows(tmp_path):
     assert "training" not in p2.stderr and "recomputing" not in p2.stderr
     assert (out / "results.json").read_text() == before
 
+    # a fresh --out resumes from the generated report's JSON: nothing recomputed
+    fresh = tmp_path / "fresh"
+    p4, _ = _run(args[:-2] + [f"--out={fresh}",
+                              f"--resume_from={tmp_path / 'results' / 'table2.json'}"])
+    assert p4.returncode == 0, p4.stderr[-3000:]
+    assert "adopted 18 stored rows" in p4.stderr and "recomputing" not in p4.stderr
+    assert len(json.loads((fresh / "results.json").read_text())["rows"]) == 18
+
     # other settings: the stored rows are stale and are recomputed, not shown as new
     p3, _ = _run(["--smoke", "--datasets=synthetic:many_to_one", "--cells=gru", "--layers=1",
                   "--configs=artifact", "--limit_test=50", f"--out={out}"])
