@@ -25,7 +25,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -220,29 +219,11 @@ def train_or_load(config, data, model_dir: str, *, epochs: int, batch_size: int,
 
 # -- results -----------------------------------------------------------------------------------
 def write_atomic(path: str, content) -> None:
-    """Write ``content`` (str or bytes) to ``path`` via a synced temporary sibling and
-    ``os.replace``: a reader sees the old file or the new one, never a part."""
-    path = os.path.abspath(path)
-    d = os.path.dirname(path)
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content.encode() if isinstance(content, str) else content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``content`` (str or bytes) to ``path`` atomically, with the library's writer
+    (:func:`modjax.report.write_bytes_atomic`: synced temporary sibling, umask, ``os.replace``)."""
+    from modjax.report import write_bytes_atomic
 
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
+    write_bytes_atomic(path, content.encode() if isinstance(content, str) else content)
 
 
 def settings_digest(settings: dict) -> str:
@@ -439,12 +420,10 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: 
 
 
 def save_figure(fig, path: str) -> None:
-    """Save a matplotlib figure as PNG atomically."""
-    import io
+    """Save a matplotlib figure as PNG atomically (:func:`modjax.report.save_figure_atomic`)."""
+    from modjax.report import save_figure_atomic
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    write_atomic(path, buf.getvalue())
+    save_figure_atomic(fig, path)
 
 
 def mean_median(values: Iterable[Optional[float]]) -> Tuple[Optional[float], Optional[float], int]:

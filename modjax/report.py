@@ -29,6 +29,8 @@ def _atomic(path: str, write_fn, mode: str) -> None:
     try:
         with os.fdopen(fd, mode) as f:
             write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would have given
@@ -44,6 +46,11 @@ def _atomic(path: str, write_fn, mode: str) -> None:
 def write_text_atomic(path: str, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` via a temporary file and ``os.replace``."""
     _atomic(path, lambda f: f.write(text.encode("utf-8")), "wb")
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a synced temporary file and ``os.replace``."""
+    _atomic(path, lambda f: f.write(data), "wb")
 
 
 def save_figure_atomic(fig, path: str, dpi: int = 110) -> None:
