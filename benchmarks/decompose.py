@@ -78,6 +78,8 @@ def main(argv=None):
     ap.add_argument("--vocab", type=int, default=5000)
     ap.add_argument("--embed", type=int, default=50)
     ap.add_argument("--cell", default="lstm")
+    ap.add_argument("--io", default="many_to_many", choices=("many_to_many", "many_to_one"),
+                    help="many_to_one: one label per sequence (a CLINC-like intent model)")
     ap.add_argument("--n_train", type=int, default=20000)
     ap.add_argument("--n_test", type=int, default=15000)
     ap.add_argument("--n_pos", type=int, default=500)
@@ -89,24 +91,27 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
-    cfg = ModelConfig(io="many_to_many", cell=args.cell, num_classes=args.classes,
+    cfg = ModelConfig(io=args.io, cell=args.cell, num_classes=args.classes,
                       vocab_size=args.vocab, in_len=args.steps, layers=args.layers,
                       units=args.units, embed_dim=args.embed)
     params = init_params(cfg, args.seed)
     rng = np.random.default_rng(args.seed)
     x_train = rng.integers(1, args.vocab, (args.n_train, args.steps)).astype(np.int32)
     y_train, p = skewed_labels(rng, args.n_train, args.steps, args.classes)
+    if args.io == "many_to_one":
+        y_train = y_train[:, -1]
+    slots = y_train.reshape(args.n_train, -1)  # [N, T] (tagging) or [N, 1]
     x_test = rng.integers(1, args.vocab, (args.n_test, args.steps)).astype(np.int32)
-    counts = (y_train[:, :, None] == np.arange(args.classes)).sum(0)  # [T, C]
+    counts = (slots[:, :, None] == np.arange(args.classes)).sum(0)  # [T or 1, C]
     n_neg = int(np.ceil(args.n_pos / (args.classes - 1)))
-    union = sample_union(y_train, args.classes, args.n_pos, n_neg, False)
+    union = sample_union(slots, args.classes, args.n_pos, n_neg, False)
     U = int(union.sum())
     x_union = x_train[union]
 
     print(f"# modjax decompose benchmark — {platform.machine()}, {os.cpu_count()} CPU cores, "
           f"jax {jax.__version__} ({jax.default_backend()})")
     print(f"# model: {cfg.cell.upper()}-{cfg.layers}, H={cfg.units}, T={cfg.steps}, "
-          f"C={cfg.num_classes}, E={cfg.embed_dim}, V={cfg.vocab_size}, many_to_many, "
+          f"C={cfg.num_classes}, E={cfg.embed_dim}, V={cfg.vocab_size}, {cfg.io}, "
           f"u_mask={args.u_mask}, max_remove={args.max_remove}")
     print(f"# data: {args.n_train} train sequences (label skew P(c) from {p.max():.3f} to "
           f"{p.min():.3f}; positives per (class, step) min {counts.min()}, "

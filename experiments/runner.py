@@ -220,10 +220,10 @@ def train_or_load(config, data, model_dir: str, *, epochs: int, batch_size: int,
 # -- results -----------------------------------------------------------------------------------
 def write_atomic(path: str, content) -> None:
     """Write ``content`` (str or bytes) to ``path`` atomically, with the library's writer
-    (:func:`modjax.report.write_bytes_atomic`: synced temporary sibling, umask, ``os.replace``)."""
-    from modjax.report import write_bytes_atomic
+    (:func:`modjax.atomic.write_bytes`: synced temporary sibling, umask, ``os.replace``)."""
+    from modjax.atomic import write_bytes
 
-    write_bytes_atomic(path, content.encode() if isinstance(content, str) else content)
+    write_bytes(path, content.encode() if isinstance(content, str) else content)
 
 
 def settings_digest(settings: dict) -> str:

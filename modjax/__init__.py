@@ -15,7 +15,7 @@ from modjax.compose import (apply_masks, channel_score, compose, concatenate, mo
 from modjax.decompose import decompose, trace
 from modjax.decomposition import Decomposition, DecomposeOptions
 from modjax.layers import RNN, scan_layer
-from modjax.masks import masks_for
+from modjax.masks import all_masks, masks_for
 from modjax.minimal import MinimalModules, minimal_modules
 from modjax.models import (ModelConfig, RNNModel, apply_model, config_for, greedy_decode,
                            init_params)
@@ -30,7 +30,7 @@ __all__ = [
     "scan_layer", "ModelConfig", "RNNModel", "apply_model", "config_for", "greedy_decode",
     "init_params", "fit", "predict", "save_model", "load_model", "decompose", "trace",
     "Decomposition", "DecomposeOptions", "PRESETS", "decompose_options", "artifact_max_remove",
-    "masks_for",
+    "masks_for", "all_masks",
     "apply_masks", "module_scores", "compose", "vote", "channel_score", "select", "replace",
     "concatenate", "metrics", "ModuleRef", "modules_of", "replacement", "module_set_scores",
     "compose_modules", "compact", "minimal_modules", "MinimalModules",

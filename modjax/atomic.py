@@ -23,13 +23,52 @@ Staging directories of dead processes are removed by the next save to the same p
 
 Directories are created with mode ``0o777`` and files with ``0o666``, less the umask, as any
 file the user writes (``0755``/``0644`` under umask ``022``).
+
+Single files (reports, results, cache entries) go through :func:`write_file` /
+:func:`write_text` / :func:`write_bytes`: a synced temporary sibling, then ``os.replace``, so a
+reader never sees half a file.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import tempfile
 from typing import Callable, Iterable, Optional
+
+def write_file(path: str, write_fn: Callable) -> None:
+    """Call ``write_fn(f)`` on a binary file that becomes ``path`` atomically: a temporary
+    sibling, flushed and ``fsync``-ed, given the umask's permissions, then ``os.replace``-d."""
+    path = os.path.abspath(path)
+    d = os.path.dirname(path)
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would have given
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`write_file`)."""
+    write_file(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`write_file`)."""
+    write_file(path, lambda f: f.write(data))
+
 
 #: The steps of :func:`write_artifact_dir`, in order. :data:`_after_step` (a test hook) is
 #: called with each name once the step is done.

@@ -199,8 +199,18 @@ def masked_cell_params(cfg: CellConfig, params: Any, keep: Array, u_mask: str = 
             "bias": params["bias"] * col}
 
 
+def input_projection(cfg: CellConfig, params: Any, xs: Array) -> Array:
+    """The input part of every gate pre-activation, ``xs @ kernel + b_x``: ``[..., D]`` ->
+    ``[..., gH]`` (``b_x`` is the bias, or its input half ``bias[0]`` for a ``reset_after``
+    GRU). :func:`cell_step` with ``projected=True`` takes one step's row of it as ``x``."""
+    bias = params["bias"]
+    b_x = bias[0] if (cfg.cell == "gru" and cfg.reset_after) else bias
+    return xs @ params["kernel"] + b_x
+
+
 def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Array] = None,
-              u_mask: str = "paper", removed_bound: Optional[int] = None):
+              u_mask: str = "paper", removed_bound: Optional[int] = None,
+              projected: bool = False):
     """One step of a cell, optionally as a decomposed module.
 
     Equations (``σ`` = gate activation, ``φ`` = activation, ``[·]_k`` = gate block k)::
@@ -235,6 +245,8 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
         only the columns are masked, every source unit is kept), or ``None``.
       u_mask: ``"paper"`` or ``"code"``.
       removed_bound: optional static bound on removed units (see :func:`masked_recurrent`).
+      projected: ``x`` is already the step's unmasked input projection ``x W + b_x``
+        ``[N, gH]`` (:func:`input_projection`); the module's column mask is still applied.
 
     Returns:
       ``(new_carry, gates)`` with ``gates [N, gH]`` the activated gate values (block order as
@@ -251,7 +263,7 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
     if keep is not None:
         keep, col = unit_and_column_keep(cfg, keep)
     def inp(cols_slice, b):
-        z = x @ kernel[:, cols_slice] + b
+        z = x[:, cols_slice] if projected else x @ kernel[:, cols_slice] + b
         return z if col is None else z * col[cols_slice]
 
     if cfg.cell == "simple":

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from modjax import validate
+from modjax.buckets import batch_plan, pad_rows
 from modjax.checkpoint import to_plain_dict
 from modjax.decomposition import Decomposition, check_module_index
 from modjax.masks import masks_for
@@ -125,7 +126,8 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
       decomp: the decomposition.
       params: the base params it came from.
       x: ``[N, in_len]`` ids (``dec_in [N, out_len]`` for encoder-decoder); ``N`` may be 0.
-      batch_size: examples per compiled call (the last batch is padded).
+      batch_size: about how many examples per compiled call (near-equal batches, each
+        padded to a shape bucket of :mod:`modjax.buckets`).
       channel: return channelled probabilities (default for classification/tagging) or raw
         logits (default for encoder-decoder, whose heads are not channelled).
       kind: overrides ``channel``: ``"probability"`` (``sigmoid(z_p - z_q)``, for display: it
@@ -151,19 +153,13 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
         tail = () if cfg.io in ("one_to_one", "many_to_one") else (cfg.steps,)
         tail += (cfg.num_classes,) if kind == "logits" else ()
         return jnp.zeros((C, 0) + tail, jnp.float32)
-    # equal-size batches: at most n_batches - 1 padded rows, one compiled shape
-    n_batches = -(-N // max(1, batch_size))
-    bs = -(-N // n_batches)
+    # near-equal batches rounded up to a shape bucket (modjax.buckets): few compiled shapes
+    bs, spans = batch_plan(N, batch_size)
     bound = removed_bound(decomp)
     outs = []
-    for s in range(0, N, bs):
-        e = min(s + bs, N)
-        xb = np.zeros((bs,) + x.shape[1:], np.int32)
-        xb[: e - s] = x[s:e]
-        db = None
-        if dec_in is not None:
-            db = np.zeros((bs,) + dec_in.shape[1:], np.int32)
-            db[: e - s] = dec_in[s:e]
+    for s, e in spans:
+        xb = pad_rows(x[s:e].astype(np.int32), bs)
+        db = None if dec_in is None else pad_rows(dec_in[s:e].astype(np.int32), bs)
         out = _scores_jit(params, decomp.keep, decomp.head_class, xb, db, config=cfg,
                           u_mask=decomp.options.u_mask, channel=kind, bound=bound,
                           head_rows=decomp.options.head_rows)

@@ -22,6 +22,7 @@ import numpy as np
 
 from modjax import concern, validate
 from modjax.cells import CELL_TABLE
+from modjax.buckets import bucket as shape_bucket
 from modjax.checkpoint import to_plain_dict
 from modjax.data.base import TaskData
 from modjax.decomposition import Decomposition, DecomposeOptions
@@ -374,9 +375,8 @@ def decompose_with_scores(params, data, *, model, class_names=None,
     union = sample_union(slots, num_classes, n_pos, n_neg, per_class)
     idx = np.nonzero(union)[0]
     U = len(idx)
-    # round up to 1/8 of a power of two: few distinct compiled sizes, at most 12.5% padding
-    step = 2 ** max(int(np.floor(np.log2(max(U, 1)))) - 3, 4)
-    bucket = max(128, int(-(-U // step) * step))
+    # a shape bucket (modjax.buckets): few distinct compiled sizes, at most 12.5% padding
+    bucket = shape_bucket(U, minimum=128)
     real = np.zeros(bucket, bool)
     real[:U] = True
 

@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from modjax.cells import (CellConfig, RNNCell, carry_h, cell_step, declare_cell_params,
-                          masked_cell_params, zero_carry)
+                          input_projection, masked_cell_params, unit_and_column_keep,
+                          zero_carry)
 
 Array = jax.Array
 
@@ -48,7 +49,7 @@ def _step_row(table: Array, t: Array) -> Array:
 def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
                pad_mask: Optional[Array] = None, keep: Optional[Array] = None,
                u_mask: str = "paper", reverse: bool = False, return_gates: bool = False,
-               removed_bound: Optional[int] = None):
+               removed_bound: Optional[int] = None, project_inputs: bool = False):
     """Run one recurrent layer over a sequence.
 
     Args:
@@ -64,6 +65,12 @@ def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
       return_gates: also return the gate values of every step.
       removed_bound: static bound on removed units per step (``"code"`` masks; see
         :func:`modjax.cells.masked_recurrent`).
+      project_inputs: compute the input projection ``xs @ kernel + b`` of every step before
+        the scan, as one ``[N*T, D] @ [D, gH]`` matmul with the unmasked kernel, and apply the
+        module's column mask to it inside the step (same result). Under ``jax.vmap`` over
+        modules with ``xs`` shared by all modules (the first layer's embeddings), the
+        projection is then computed once for all modules instead of once per module. Costs an
+        ``[N, T, gH]`` buffer.
 
     Returns:
       ``(hs [N, T, H], final_carry)`` or, with ``return_gates``,
@@ -83,6 +90,15 @@ def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
     copy_bytes = (1 if rolled else T) * (D + H + 2) * cfg.gate_width * 4
     premask = keep is not None and N > D + H and copy_bytes <= PREMASK_BYTES
     w_t = None
+    # premasked weights with projected inputs: the projection is unmasked, so its column mask
+    # (a constant [gH] or a [T, gH] table) is applied in the step
+    col_c, col_t = None, None
+    if project_inputs:
+        x_tm = input_projection(cfg, params, x_tm)  # [T, N, gH], before any premasking
+        if premask:
+            col = unit_and_column_keep(cfg, keep_t if not rolled else
+                                       jnp.asarray(keep, jnp.float32))[1]
+            col_c, col_t = (col, None) if rolled else (None, col)
     if premask and rolled:
         params = masked_cell_params(cfg, params, jnp.asarray(keep, jnp.float32), u_mask)
         keep_t = None
@@ -91,19 +107,25 @@ def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
         keep_t = None
 
     def step(carry, inp):
-        x_t, k_t, m_t, t = inp
+        x_t, k_t, m_t, t, c_t = inp
         # this step's weights: matrices sliced (XLA copies them for the matmul), the bias read
         # through _step_row (it feeds the elementwise gate loop)
         p = params if w_t is None else {
             name: _step_row(w, t) if name == "bias" else w[t] for name, w in w_t.items()}
-        new_carry, gates = cell_step(cfg, p, carry, x_t, k_t, u_mask, removed_bound)
+        if col_c is not None:
+            x_t = x_t * col_c
+        elif c_t is not None:
+            x_t = x_t * c_t
+        new_carry, gates = cell_step(cfg, p, carry, x_t, k_t, u_mask, removed_bound,
+                                     projected=project_inputs)
         if m_t is not None:
             new_carry = jax.tree_util.tree_map(
                 lambda n, o: jnp.where(m_t[:, None], n, o), new_carry, carry)
         out = (carry_h(cfg, new_carry), gates) if return_gates else carry_h(cfg, new_carry)
         return new_carry, out
 
-    final, ys = jax.lax.scan(step, carry0, (x_tm, keep_t, m_tm, jnp.arange(T)), reverse=reverse)
+    final, ys = jax.lax.scan(step, carry0, (x_tm, keep_t, m_tm, jnp.arange(T), col_t),
+                             reverse=reverse)
     if return_gates:
         hs, gates = ys
         return jnp.swapaxes(hs, 0, 1), final, jnp.swapaxes(gates, 0, 1)
@@ -116,7 +138,7 @@ class RNN(nn.Module):
     Params: ``{"kernel": [D, gH], "recurrent_kernel": [H, gH], "bias": [gH]}``.
 
     Call: ``layer(xs, initial_carry=None, pad_mask=None, keep=None, return_gates=False,
-    u_mask="paper")``
+    u_mask="paper", removed_bound=None, project_inputs=False)``
     with ``xs [N, T, D]``; returns ``(outputs, final_carry)`` where ``outputs`` is
     ``[N, T, H]`` with ``return_sequences`` and the last real step's ``h [N, H]`` without
     (plus ``gates [N, T, gH]`` when ``return_gates``). See :func:`scan_layer`.
@@ -128,11 +150,11 @@ class RNN(nn.Module):
 
     @nn.compact
     def __call__(self, xs, initial_carry=None, pad_mask=None, keep=None, return_gates=False,
-                 u_mask: str = "paper", removed_bound=None):
+                 u_mask: str = "paper", removed_bound=None, project_inputs: bool = False):
         params = declare_cell_params(self, self.config, xs.shape[-1])
         out = scan_layer(self.config, params, xs, initial_carry=initial_carry,
                          pad_mask=pad_mask, keep=keep, u_mask=u_mask,
-                         removed_bound=removed_bound,
+                         removed_bound=removed_bound, project_inputs=project_inputs,
                          reverse=self.reverse, return_gates=return_gates)
         hs, final = out[0], out[1]
         seq = hs if self.return_sequences else carry_h(self.config, final)

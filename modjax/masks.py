@@ -31,27 +31,18 @@ def layer_prefix(config) -> str:
     return "decoder_rnn_" if config.io == "encoder_decoder" else "rnn_"
 
 
-def masks_for(decomp: Decomposition, c: int, params) -> dict:
-    """Boolean pytree mirroring ``params`` for module ``c`` (see the module docstring).
+def module_masks(config, options, keep, params) -> dict:
+    """The masks of one module from its keep vector ``keep [L, (T,) F]`` (bool); pure array
+    code, so it can be ``jax.vmap``-ed over modules (:func:`all_masks`).
 
-    Args:
-      decomp: the decomposition.
-      c: module index in ``[0, C)``.
-      params: the base params (only their structure and shapes are read).
-
-    Returns:
-      A nested dict of bool arrays: the leaf's shape, or ``[T] + shape`` for masked leaves of an
-      unrolled decomposition.
+    ``config`` and ``options`` are the decomposition's :class:`~modjax.ModelConfig` and
+    :class:`~modjax.DecomposeOptions`; ``params`` gives the structure and shapes.
     """
-    C = decomp.num_modules
-    if not (isinstance(c, (int, np.integer)) and 0 <= c < C):
-        raise ValueError(f"c must be a module index in [0, {C}), got {c!r}")
-    cfg = decomp.config
-    params = to_plain_dict(params)
-    keep = jnp.asarray(decomp.keep[c], bool)  # [L, (T,) F]
+    cfg = config
+    keep = jnp.asarray(keep, bool)
     masks = jax.tree_util.tree_map(lambda a: jnp.ones(np.shape(a), bool), params)
     prefix = layer_prefix(cfg)
-    paper = decomp.options.u_mask == "paper"
+    paper = options.u_mask == "paper"
     lead = keep.shape[1:-1]  # () rolled or (T,) unrolled
 
     def full(shape):
@@ -74,7 +65,37 @@ def masks_for(decomp: Decomposition, c: int, params) -> dict:
             u = ~(~src[..., :, None] & ~col[..., None, :])
         masks[name]["recurrent_kernel"] = u
     last_src, _ = unit_and_column_keep(cfg.cell_config, keep[cfg.layers - 1])
-    rows = head_row_keep(last_src, decomp.options.head_rows)  # [H], [T, H] or None
+    rows = head_row_keep(last_src, options.head_rows)  # [H], [T, H] or None
     dense = full(np.shape(params["dense"]["kernel"]))
     masks["dense"]["kernel"] = dense if rows is None else dense & rows[..., :, None]
     return masks
+
+
+def masks_for(decomp: Decomposition, c: int, params) -> dict:
+    """Boolean pytree mirroring ``params`` for module ``c`` (see the module docstring).
+
+    Args:
+      decomp: the decomposition.
+      c: module index in ``[0, C)``.
+      params: the base params (only their structure and shapes are read).
+
+    Returns:
+      A nested dict of bool arrays: the leaf's shape, or ``[T] + shape`` for masked leaves of an
+      unrolled decomposition.
+    """
+    C = decomp.num_modules
+    if not (isinstance(c, (int, np.integer)) and 0 <= c < C):
+        raise ValueError(f"c must be a module index in [0, {C}), got {c!r}")
+    return module_masks(decomp.config, decomp.options, decomp.keep[c], to_plain_dict(params))
+
+
+def all_masks(decomp: Decomposition, params) -> dict:
+    """Every module's masks at once: the pytree of :func:`masks_for` with a leading module
+    axis on every leaf, ``[C, ...]`` (``[C, T, ...]`` for masked leaves of an unrolled
+    decomposition; the always-True leaves are ``[C, ...]`` too)."""
+    params = to_plain_dict(params)
+    return jax.vmap(lambda k: module_masks(decomp.config, decomp.options, k, params))(
+        jnp.asarray(decomp.keep, bool))
+
+
+__all__ = ["all_masks", "layer_prefix", "masks_for", "module_masks"]

@@ -7,9 +7,8 @@ import jax
 import numpy as np
 
 from modjax.checkpoint import to_plain_dict
-from modjax.compose import apply_masks
 from modjax.decomposition import Decomposition
-from modjax.masks import layer_prefix, masks_for
+from modjax.masks import layer_prefix
 
 
 def accuracy(pred, labels, *, ignore_padding: bool = False) -> float:
@@ -51,24 +50,35 @@ def has_padding_class(class_names) -> bool:
     return bool(names) and str(names[0]).strip("<>[] ").lower() in ("pad", "padding")
 
 
-def _steps(decomp: Decomposition):
-    """``[None]`` (rolled) or every step of an unrolled decomposition."""
-    return list(range(decomp.keep.shape[2])) if decomp.unrolled else [None]
+def _leaf_per_step(decomp: Decomposition, leaf, shape) -> np.ndarray:
+    """A mask leaf of a param of ``shape`` (``[C, shape]`` or ``[C, T, shape]``) ->
+    ``[C, S, prod(shape)]`` with ``S = T`` (unrolled) or 1; step-free leaves are repeated."""
+    m = np.asarray(leaf)
+    C = decomp.num_modules
+    S = decomp.keep.shape[2] if decomp.unrolled else 1
+    n = int(np.prod(shape))
+    if m.ndim == len(shape) + 2:  # a step axis
+        return m.reshape(C, S, n)
+    return np.broadcast_to(m.reshape(C, 1, n), (C, S, n))
 
 
-def _input_kernels(config, tree) -> np.ndarray:
-    prefix = layer_prefix(config)
-    parts = [np.asarray(tree[f"{prefix}{l}"]["kernel"]).ravel() for l in range(config.layers)]
-    parts.append(np.asarray(tree["dense"]["kernel"]).ravel())
-    return np.concatenate(parts)
+def _channelled_head(decomp: Decomposition, kernel: np.ndarray, mask: np.ndarray):
+    """The channelled head of every module and step (as :func:`modjax.compose.apply_masks`
+    builds it): ``kernel [H, K]``, ``mask [C, S, H*K]`` -> ``(new [C, S, H, K], p [C], q [C])``;
+    column ``p`` keeps its masked rows, column ``q`` is the mean of the other masked columns,
+    the rest are zero. Computed with the same float32 operations as ``apply_masks``."""
+    import jax.numpy as jnp
 
-
-def _ji(a: np.ndarray, b: np.ndarray) -> float:
-    """``len(set(A) & set(B)) / (|A| + |B| - len(set(A) & set(B)))``: the intersection counts
-    distinct values, as the artifact computes it (``0.0`` and ``-0.0`` are one value)."""
-    a = a.astype(b.dtype)  # compare in the module's precision (e.g. float64 params, x64 off)
-    inter = int(np.intersect1d(a, b).size)
-    return inter / (a.size + b.size - inter)
+    H, K = kernel.shape
+    k = jnp.where(jnp.asarray(mask).reshape(mask.shape[:2] + (H, K)), jnp.asarray(kernel), 0)
+    p = np.asarray(decomp.head_class, np.int64)
+    q = np.where(p == 0, 1, 0)
+    others = jnp.arange(K)[None, :] != jnp.asarray(p)[:, None]  # [C, K]
+    mean = jnp.sum(jnp.where(others[:, None, None, :], k, 0), axis=-1) / (K - 1)  # [C, S, H]
+    col = jnp.arange(K)
+    new = jnp.where(col == jnp.asarray(p)[:, None, None, None], k, 0)
+    new = jnp.where(col == jnp.asarray(q)[:, None, None, None], mean[..., None], new)
+    return np.asarray(new), p, q
 
 
 def jaccard_paper(decomp: Decomposition, params) -> np.ndarray:
@@ -78,35 +88,104 @@ def jaccard_paper(decomp: Decomposition, params) -> np.ndarray:
     output ``dense`` kernel. ``JI = I / (|A| + |B| - I)`` where ``A`` is the model's list, ``B``
     the module's and ``I = len(set(A) & set(B))`` the number of *distinct* values they share
     (as the artifact computes it; a value repeated in the weights counts once in ``I`` and
-    every time in ``|A|`` and ``|B|``). Unrolled: averaged over steps.
+    every time in ``|A|`` and ``|B|``; ``0.0`` and ``-0.0`` are one value). Unrolled: averaged
+    over steps. All modules and steps at once: each module value is mapped to its index among
+    the model's distinct values, and the shared ones are counted per (module, step).
     """
+    from modjax.masks import all_masks
+
     params = to_plain_dict(params)
-    a = _input_kernels(decomp.config, params)
-    out = np.zeros(decomp.num_modules)
-    for c in range(decomp.num_modules):
-        out[c] = np.mean([_ji(a, _input_kernels(decomp.config, apply_masks(params, decomp, c, t)))
-                          for t in _steps(decomp)])
-    return out
+    cfg = decomp.config
+    masks = all_masks(decomp, params)
+    prefix = layer_prefix(cfg)
+    names = [f"{prefix}{l}" for l in range(cfg.layers)]
+    kernels = [np.asarray(params[n]["kernel"]) for n in names]
+    head = np.asarray(params["dense"]["kernel"])
+    dtype = jnp_dtype(head)  # the module's precision (float64 params, x64 off: float32)
+    a = np.concatenate([k.ravel() for k in kernels] + [head.ravel()]).astype(dtype)
+    uniq, inv = np.unique(a, return_inverse=True)  # -0.0 and 0.0 share one entry
+    zero = np.searchsorted(uniq, 0.0)
+    zero_id = int(zero) if zero < uniq.size and uniq[zero] == 0 else -1
+    C = decomp.num_modules
+    # ids of the module's values: the model's value where kept, zero where masked
+    parts, off = [], 0
+    for n, k in zip(names, kernels):
+        m = _leaf_per_step(decomp, masks[n]["kernel"], k.shape)
+        parts.append(np.where(m, inv[None, None, off:off + k.size], zero_id))
+        off += k.size
+    hm = _leaf_per_step(decomp, masks["dense"]["kernel"], head.shape)
+    new, p, q = _channelled_head(decomp, head, hm)
+    H, K = head.shape
+    head_ids = np.where(hm, inv[None, None, off:], zero_id).reshape(hm.shape[:2] + (H, K))
+    col = np.arange(K)[None, None, None, :]
+    qv = new[np.arange(C), :, :, q].astype(dtype)  # [C, S, H] the channelled column
+    at = np.clip(np.searchsorted(uniq, qv), 0, uniq.size - 1)
+    q_ids = np.where(uniq[at] == qv, at, -1)
+    head_ids = np.where(col == p[:, None, None, None], head_ids, zero_id)
+    head_ids = np.where(col == q[:, None, None, None], q_ids[..., None], head_ids)
+    ids = np.concatenate(parts + [head_ids.reshape(hm.shape)], axis=-1)  # [C, S, P]
+    S = ids.shape[1]
+    present = np.zeros((C * S, uniq.size + 1), bool)  # the last column collects "not shared"
+    rows = np.repeat(np.arange(C * S), ids.shape[-1])
+    present[rows, np.where(ids >= 0, ids, uniq.size).ravel()] = True
+    inter = present[:, :-1].sum(1).reshape(C, S)
+    return np.mean(inter / (2 * a.size - inter), axis=1)
+
+
+def jnp_dtype(x) -> np.dtype:
+    """The dtype an array gets as a JAX array (float64 becomes float32 unless x64 is on)."""
+    import jax.numpy as jnp
+
+    return np.dtype(jnp.asarray(np.zeros((), np.asarray(x).dtype)).dtype)
 
 
 def jaccard_positional(decomp: Decomposition, params) -> np.ndarray:
     """Positional Jaccard per module over ALL weights, ``[C]``.
 
-    ``k`` = fraction of weight positions whose value is unchanged in the module (masked and
-    channelled entries count as changed); ``JI = k / (2 - k)``. Unrolled: averaged over steps.
+    ``k`` = fraction of weight positions whose value is unchanged in the module (a masked
+    entry whose value was already 0 counts as unchanged); ``JI = k / (2 - k)``. Unrolled:
+    averaged over steps.
     """
+    from modjax.masks import all_masks
+
     params = to_plain_dict(params)
-    base = np.concatenate([np.asarray(v).ravel() for v in jax.tree_util.tree_leaves(params)])
-    out = np.zeros(decomp.num_modules)
-    for c in range(decomp.num_modules):
-        vals = []
-        for t in _steps(decomp):
-            mod = np.concatenate([np.asarray(x).ravel() for x in
-                                  jax.tree_util.tree_leaves(apply_masks(params, decomp, c, t))])
-            k = float(np.mean(mod == base.astype(mod.dtype)))
-            vals.append(k / (2 - k))
-        out[c] = np.mean(vals)
-    return out
+    masks = all_masks(decomp, params)
+    C = decomp.num_modules
+    S = decomp.keep.shape[2] if decomp.unrolled else 1
+    flat_p = jax.tree_util.tree_flatten_with_path(params)[0]
+    flat_m = dict(jax.tree_util.tree_flatten_with_path(masks)[0])
+    same = np.zeros((C, S))
+    total = 0
+    for path, leaf in flat_p:
+        a = np.asarray(leaf).astype(jnp_dtype(leaf))
+        total += a.size
+        keys = tuple(getattr(k, "key", k) for k in path)
+        if keys[0] == "dense" and decomp.config.io != "encoder_decoder":
+            continue  # the channelled head: below
+        m = _leaf_per_step(decomp, flat_m[path], a.shape)
+        same += (m | (a.ravel() == 0)[None, None, :]).sum(-1)
+    if decomp.config.io != "encoder_decoder":
+        head = np.asarray(params["dense"]["kernel"])
+        hm = _leaf_per_step(decomp, masks["dense"]["kernel"], head.shape)
+        new, p, q = _channelled_head(decomp, head, hm)
+        same += (new == head.astype(new.dtype)[None, None]).reshape(C, S, -1).sum(-1)
+        b = np.asarray(params["dense"]["bias"]).astype(jnp_dtype(params["dense"]["bias"]))
+        K = b.size
+        for c in range(C):  # the channelled bias: K values per module, no step axis
+            others = np.arange(K) != p[c]
+            nb = np.zeros_like(b)
+            nb[p[c]] = b[p[c]]
+            nb[q[c]] = np.asarray(jnp_sum_mean(b, others))
+            same[c] += int((nb == b).sum())
+    k = same / total
+    return np.mean(k / (2 - k), axis=1)
+
+
+def jnp_sum_mean(b: np.ndarray, others: np.ndarray):
+    """``sum(b[others]) / (K - 1)`` with the float32 operations of ``apply_masks``."""
+    import jax.numpy as jnp
+
+    return jnp.sum(jnp.where(jnp.asarray(others), jnp.asarray(b), 0)) / (b.size - 1)
 
 
 def retention(decomp: Decomposition, params) -> np.ndarray:
@@ -114,17 +193,17 @@ def retention(decomp: Decomposition, params) -> np.ndarray:
 
     Unrolled masks count every step's copy.
     """
+    from modjax.masks import all_masks
+
     params = to_plain_dict(params)
     prefix = layer_prefix(decomp.config)
-    out = np.zeros(decomp.num_modules)
-    for c in range(decomp.num_modules):
-        m = masks_for(decomp, c, params)
-        leaves = [m[f"{prefix}{l}"][k] for l in range(decomp.config.layers)
-                  for k in ("kernel", "recurrent_kernel", "bias")] + [m["dense"]["kernel"]]
-        kept = sum(int(np.asarray(x).sum()) for x in leaves)
-        total = sum(int(np.asarray(x).size) for x in leaves)
-        out[c] = kept / total
-    return out
+    m = all_masks(decomp, params)
+    leaves = [m[f"{prefix}{l}"][k] for l in range(decomp.config.layers)
+              for k in ("kernel", "recurrent_kernel", "bias")] + [m["dense"]["kernel"]]
+    C = decomp.num_modules
+    kept = sum(np.asarray(x).reshape(C, -1).sum(1) for x in leaves)
+    total = sum(np.asarray(x)[0].size for x in leaves)
+    return kept / total
 
 
 def overlap(decomp: Decomposition) -> np.ndarray:

@@ -241,9 +241,11 @@ class RNNModel(nn.Module):
         for l, layer in enumerate(layers):
             k = _layer_keep(keep, l)
             init = None if initial_carries is None else initial_carries[l]
+            # the first layer's input projection is computed once before its scan: its
+            # inputs (the embeddings) are the same for every module vmapped over
             out = layer(h, initial_carry=init, pad_mask=pad_mask, keep=k,
                         return_gates=return_gates, u_mask=u_mask,
-                        removed_bound=removed_bound)
+                        removed_bound=removed_bound, project_inputs=(l == 0))
             hs, final = out[0], out[1]
             hidden.append(hs)
             finals.append(final)

@@ -13,49 +13,20 @@ atomically (a temporary sibling, then ``os.replace``), so a reader never sees ha
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 
-# -- atomic writes ---------------------------------------------------------------------------
-def _atomic(path: str, write_fn, mode: str) -> None:
-    path = os.path.abspath(path)
-    d = os.path.dirname(path)
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=d)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would have given
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` via a temporary file and ``os.replace``."""
-    _atomic(path, lambda f: f.write(text.encode("utf-8")), "wb")
-
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a synced temporary file and ``os.replace``."""
-    _atomic(path, lambda f: f.write(data), "wb")
+# -- atomic writes (modjax.atomic) -----------------------------------------------------------
+from modjax.atomic import write_bytes as write_bytes_atomic  # noqa: E402,F401 (re-export)
+from modjax.atomic import write_file as _write_file  # noqa: E402
+from modjax.atomic import write_text as write_text_atomic  # noqa: E402,F401 (re-export)
 
 
 def save_figure_atomic(fig, path: str, dpi: int = 110) -> None:
     """``fig.savefig`` as PNG to ``path`` via a temporary file and ``os.replace``."""
-    _atomic(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"), "wb")
+    _write_file(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
 
 
 # -- tables ----------------------------------------------------------------------------------

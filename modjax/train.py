@@ -11,6 +11,7 @@ import optax
 from absl import logging
 
 from modjax import validate
+from modjax.buckets import batch_plan, pad_rows
 from modjax.data.base import TaskData
 from modjax.models import ModelConfig, RNNModel, init_params
 
@@ -112,10 +113,10 @@ def predict(config: ModelConfig, params, x, dec_in=None, *, batch_size: int = 10
         one = config.io in ("one_to_one", "many_to_one")
         return np.zeros((0,) if one else (0, config.steps), np.int32)
     outs = []
-    bs = min(batch_size, x.shape[0])
-    for s, e in _batches(x.shape[0], bs):
-        xb = _pad_to(x[s:e], bs)
-        db = None if dec_in is None else _pad_to(dec_in[s:e], bs)
+    bs, spans = batch_plan(x.shape[0], batch_size)  # shape buckets: few compiled sizes
+    for s, e in spans:
+        xb = pad_rows(x[s:e], bs)
+        db = None if dec_in is None else pad_rows(dec_in[s:e], bs)
         outs.append(np.asarray(_predict_batch(config, params, xb, db))[: e - s])
     return np.concatenate(outs)
 

@@ -3,6 +3,14 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+if "MODJAX_DATA_CACHE" not in os.environ:  # the processed-data cache: one per test session
+    import atexit
+    import shutil
+    import tempfile
+
+    _DATA_CACHE = tempfile.mkdtemp(prefix="modjax-data-cache-")
+    os.environ["MODJAX_DATA_CACHE"] = _DATA_CACHE
+    atexit.register(shutil.rmtree, _DATA_CACHE, True)
 
 import jax  # noqa: E402
 

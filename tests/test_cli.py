@@ -71,6 +71,8 @@ def runs(tmp_path_factory):
         "unrolled": ["decompose", f"--model={m2m}", *_synth("many_to_many"),
                      "--mode=unrolled", "--u_mask=paper", "--n_pos=100",
                      f"--out={tmp / 'out_unrolled'}"],
+        "warm_times": ["decompose", f"--model={m2o}", *_synth("many_to_one"), "--mode=rolled",
+                       "--max_remove=0.1", "--warm_times", f"--out={tmp / 'out_warm'}"],
         "no_model": ["decompose", f"--model={tmp / 'nope'}", *_synth("many_to_one"),
                      f"--out={tmp / 'x1'}"],
         "bad_spec": ["decompose", f"--model={m2o}", "--data=synthetic:no_such_io",
@@ -151,7 +153,8 @@ def _check_outputs(out_dir, class_names, many_output):
         assert f"`{name}`" in md, name
     assert "| composed accuracy (test" in md and "| monolithic accuracy (test" in md
     assert ("(no padding)" in md) == many_output
-    assert "decomposition time (warm)" in md and "with compilation" in md
+    assert "decomposition time (first call, compilation included)" in md
+    assert "(warm)" not in md  # one decomposition per run unless --warm_times
     assert "![" in md and "keep_heatmap.png" in md
     assert not [f for f in os.listdir(out_dir) if f.startswith(".tmp-")]
     return md
@@ -173,6 +176,21 @@ def test_decompose_end_to_end(runs, case, io):
     assert loaded.keep.dtype == ref.keep.dtype
     assert loaded.options == ref.options
     assert loaded.class_names == ref.class_names
+
+
+def test_one_decomposition_per_run_unless_warm_times_is_asked(runs):
+    _, err = _ok(runs, "rolled")
+    first = [l for l in err.splitlines() if "] decomposed in " in l]
+    assert len(first) == 1 and "warm" not in first[0], first
+    out, err = _ok(runs, "warm_times")
+    line = [l for l in err.splitlines() if "] decomposed in " in l]
+    assert len(line) == 1 and line[0].endswith("s warm"), line
+    md = (runs["tmp"] / "out_warm" / "report.md").read_text()
+    assert "| decomposition time (warm) |" in md and "| composed evaluation time (warm) |" in md
+    # the warm run decomposes the same way
+    a = load_decomposition(str(runs["tmp"] / "out_warm" / "decomposition"),
+                           runs["models"]["many_to_one"][1])
+    np.testing.assert_array_equal(np.asarray(a.keep), np.asarray(runs["refs"]["rolled"].keep))
 
 
 def test_keras_h5_end_to_end(runs):

@@ -539,3 +539,49 @@ def test_zero_examples_give_empty_results(io):
     pred, scores = compose(decomp, P)(x)
     assert pred.shape == (0,) + tail and scores.shape == (C, 0) + tail
     assert predict(cfg, P, x).shape == (0,) + tail
+
+
+def _dot_flops(jaxpr) -> int:
+    """Multiply-add FLOPs of every ``dot_general`` in a (closed) jaxpr, counting a scan's body
+    once per iteration and descending into nested calls."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (lc, _), _ = eqn.params["dimension_numbers"]
+            k = int(np.prod([eqn.invars[0].aval.shape[d] for d in lc]))
+            total += 2 * int(np.prod(eqn.outvars[0].aval.shape)) * k
+        for name, sub in eqn.params.items():
+            subs = sub if isinstance(sub, (list, tuple)) else [sub]
+            for j in subs:
+                inner = getattr(j, "jaxpr", j)
+                if hasattr(inner, "eqns"):
+                    total += _dot_flops(inner) * (eqn.params["length"]
+                                                  if eqn.primitive.name == "scan" else 1)
+    return total
+
+
+@pytest.mark.parametrize("u_mask,N", [("paper", 300), ("code", 300), ("paper", 8)])
+def test_composed_scores_compute_the_first_layer_projection_once(u_mask, N):
+    """The embedding and the first layer's input projection ``x W + b`` are the same for every
+    module: C modules cost C times the rest of the forward pass, not C times the projection.
+    Counted from the compiled function's jaxpr (both paths of ``scan_layer``: masks on weight
+    copies for a large batch, on activations for a small one)."""
+    import importlib
+
+    comp = importlib.import_module("modjax.compose")
+    cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=5, vocab_size=50, in_len=7,
+                      layers=2, units=8, embed_dim=30)
+    params = init_params(cfg, 0)
+    x = np.random.default_rng(0).integers(1, 50, (N, 7)).astype(np.int32)
+    keep = jnp.asarray(np.random.default_rng(1).random((5, 2, 8)) > 0.2)
+
+    def flops(C):
+        fn = lambda p, k, h, xb: comp._scores_jit.__wrapped__(  # noqa: E731
+            p, k, h, xb, None, config=cfg, u_mask=u_mask, channel="contrast", bound=3,
+            head_rows="step")
+        return _dot_flops(jax.make_jaxpr(fn)(params, keep[:C], jnp.arange(C), x).jaxpr)
+
+    proj = 2 * N * 7 * 30 * 4 * 8  # [N, T, E] @ [E, 4H]
+    one, five = flops(1), flops(5)
+    assert one > proj  # the count sees the projection and the rest
+    assert five == one + 4 * (one - proj)

@@ -186,3 +186,78 @@ def test_jaccard_paper_unrolled_follows_the_head_rows_option():
     # "first": nothing is removed at step 0 -> every head row kept; step 2 keeps 7.
     first = jaccard_paper(decomp(keep, mode="unrolled", head_rows="first"), params())
     np.testing.assert_allclose(first[0], (2 * ji(9 / 15) + ji(7 / 15)) / 3, atol=1e-12)
+
+
+# -- the vectorised metrics against their literal definitions, module by module -------------
+def _literal_jaccard_paper(d, p):
+    """The definition, one module and step at a time: value sets of the input kernels of the
+    model and of ``apply_masks``' module, ``I = |distinct shared values|``."""
+    from modjax.compose import apply_masks
+
+    def kernels(tree):
+        return np.concatenate([np.asarray(tree[f"rnn_{l}"]["kernel"]).ravel()
+                               for l in range(d.config.layers)]
+                              + [np.asarray(tree["dense"]["kernel"]).ravel()])
+
+    a = kernels(p)
+    steps = range(d.keep.shape[2]) if d.unrolled else [None]
+    out = []
+    for c in range(d.num_modules):
+        vals = []
+        for t in steps:
+            b = kernels(apply_masks(p, d, c, t))
+            inter = len(set(a.astype(b.dtype).tolist()) & set(b.tolist()))
+            vals.append(inter / (a.size + b.size - inter))
+        out.append(np.mean(vals))
+    return np.array(out)
+
+
+def _literal_positional_and_retention(d, p):
+    import jax
+
+    from modjax.compose import apply_masks
+    from modjax.masks import masks_for
+
+    steps = range(d.keep.shape[2]) if d.unrolled else [None]
+    base = np.concatenate([np.asarray(v).ravel() for v in jax.tree_util.tree_leaves(p)])
+    pos, ret = [], []
+    for c in range(d.num_modules):
+        ks = []
+        for t in steps:
+            mod = np.concatenate([np.asarray(v).ravel() for v in
+                                  jax.tree_util.tree_leaves(apply_masks(p, d, c, t))])
+            k = float(np.mean(mod == base.astype(mod.dtype)))
+            ks.append(k / (2 - k))
+        pos.append(np.mean(ks))
+        m = masks_for(d, c, p)
+        leaves = [np.asarray(m[f"rnn_{l}"][n]) for l in range(d.config.layers)
+                  for n in ("kernel", "recurrent_kernel", "bias")] + [np.asarray(m["dense"]["kernel"])]
+        ret.append(sum(x.sum() for x in leaves) / sum(x.size for x in leaves))
+    return np.array(pos), np.array(ret)
+
+
+@pytest.mark.parametrize("cell,mode,u_mask,head_rows", [
+    ("lstm", "rolled", "code", "step"), ("gru", "unrolled", "paper", "step"),
+    ("simple", "unrolled", "code", "last"), ("lstm", "unrolled", "paper", "first"),
+    ("gru", "rolled", "paper", "none")])
+def test_vectorised_metrics_equal_their_literal_definitions(cell, mode, u_mask, head_rows):
+    """Two layers, 5 classes, random keeps; weights rounded to a coarse grid so that many
+    values repeat and zeros occur (the distinct-value count matters)."""
+    from modjax.models import init_params
+
+    cfg = ModelConfig(io="many_to_many", cell=cell, num_classes=5, vocab_size=20, in_len=4,
+                      layers=2, units=6, embed_dim=3)
+    rng = np.random.default_rng(1)
+    p = {k: {n: (np.round(np.asarray(v) * 8) / 8).astype(np.float32) for n, v in d.items()}
+         for k, d in init_params(cfg, 0).items()}
+    shape = (5, 2, 4, 6) if mode == "unrolled" else (5, 2, 6)
+    keep = rng.random(shape) > 0.3
+    d = Decomposition(keep=jnp.asarray(keep), head_class=jnp.arange(5, dtype=jnp.int32),
+                      has_positives=jnp.ones((5, 4 if mode == "unrolled" else 1), bool),
+                      config=cfg, options=DecomposeOptions(mode=mode, u_mask=u_mask,
+                                                           head_rows=head_rows),
+                      class_names=tuple("abcde"))
+    np.testing.assert_allclose(jaccard_paper(d, p), _literal_jaccard_paper(d, p), rtol=1e-12)
+    pos, ret = _literal_positional_and_retention(d, p)
+    np.testing.assert_allclose(jaccard_positional(d, p), pos, rtol=1e-12)
+    np.testing.assert_allclose(retention(d, p), ret, rtol=1e-12)

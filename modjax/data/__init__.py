@@ -19,6 +19,8 @@ Both real sources go through ``datasets``: local files with ``load_dataset("json
 ``https://``, ``file://``) in the local layout. The CLINC ``layout="json"`` variant
 (``data_full.json``) is read with the ``json`` module: its records are lists, not objects.
 """
+from typing import Optional
+
 from modjax.data.base import TaskData, default_data_dir
 from modjax.data.brown import load_brown
 from modjax.data.clinc import load_clinc
@@ -34,14 +36,26 @@ IO_OF = {"mathqa": "one_to_one", "clinc": "many_to_one", "toxic": "one_to_many",
          "tatoeba": "encoder_decoder"}
 
 
-def load_dataset(name: str, source: str = "local", **kwargs) -> TaskData:
+def load_dataset(name: str, source: str = "local", *, cache_dir: Optional[str] = None,
+                 **kwargs) -> TaskData:
     """Load a dataset by name (``"mathqa"``, ``"toxic"``, ``"clinc"``, ``"brown"``, ``"tatoeba"``).
 
     ``kwargs`` go to the loader (e.g. ``path=``, ``max_len=``). Returns :class:`TaskData`.
+
+    Local loads (``source="local"``) are cached on disk after the first one, keyed by the
+    source files' SHA-256, the options and the preprocessing version
+    (:mod:`modjax.data.cache`): ``cache_dir`` (default ``$MODJAX_DATA_CACHE``, else
+    ``~/.cache/modjax/data``; the variable set to ``none`` turns the cache off).
     """
     if name not in LOADERS:
         raise ValueError(f"name must be one of {tuple(LOADERS)}, got {name!r}")
-    return LOADERS[name](source=source, **kwargs)
+    if source != "local":
+        return LOADERS[name](source=source, **kwargs)
+    from modjax.data.cache import cached_dataset
+
+    opts = {k: v for k, v in kwargs.items() if k != "path"}
+    return cached_dataset(name, kwargs.get("path"), opts,
+                          lambda: LOADERS[name](source=source, **kwargs), cache_dir=cache_dir)
 
 
 def load_synthetic(io: str, **kwargs):
