@@ -54,10 +54,3 @@ def own_order(a, time_axis: int, bidirectional: bool):
         return a
     back = jnp.flip(a[..., 1, :], axis=time_axis if time_axis >= 0 else time_axis + 1)
     return jnp.stack([a[..., 0, :], back], axis=-2)
-
-
-def split_directions(keep, bidirectional: bool):
-    """``[..., 2, F] -> [2, ..., F]`` (direction first), the layout a vmapped scan reads."""
-    if keep is None or not bidirectional:
-        return keep
-    return jnp.moveaxis(keep, -2, 0)
