@@ -44,7 +44,10 @@ def define_flags():
                       "mathqa (1:1), clinc (M:1), toxic (1:N), brown (M:N), or synthetic:<io>.")
     flags.DEFINE_enum("source", "local", ["local", "hf", "synthetic"],
                       "Where the datasets come from (modjax.data.load_dataset's source).")
-    flags.DEFINE_list("cells", list(runner.CELLS), "lstm, gru, simple (vanilla tanh).")
+    flags.DEFINE_list("cells", list(runner.CELLS), "lstm, gru, simple (vanilla tanh); bilstm, "
+                      "bigru, bisimple: bidirectional layers (concatenated directions).")
+    flags.DEFINE_list("model_cache", [], "Read-only model caches (e.g. another run's <out>/models) "
+                      "searched before <out>/models; never written.")
     flags.DEFINE_list("layers", ["1", "2", "3", "4"], "Model depths (stacked recurrent layers).")
     flags.DEFINE_list("modes", ["rolled", "unrolled"], "Decomposition modes.")
     flags.DEFINE_list("configs", ["artifact", "paper"],
@@ -76,8 +79,9 @@ def check_flags() -> dict:
     cells = ["simple" if c.strip().lower() == "vanilla" else c.strip().lower()
              for c in FLAGS.cells]
     for c in cells:
-        if c not in runner.CELLS:
-            raise ValueError(f"--cells entries must be lstm, gru or simple, got {c!r}")
+        if c not in runner.CELLS + runner.BI_CELLS:
+            raise ValueError(f"--cells entries must be lstm, gru, simple or their bidirectional "
+                             f"bilstm, bigru, bisimple, got {c!r}")
     try:
         layers = [int(x) for x in FLAGS.layers]
     except ValueError:
@@ -187,9 +191,10 @@ def run_model(spec, data, cell: str, k: int, todo: List[tuple], run: dict, store
     label = runner.model_label(cell, k)
     logging.info("== %s on %s (%s)", label, spec.id, name)
     with phases("train"):
-        params, meta, cached = runner.train_or_load(config, data, model_dir, epochs=epochs,
-                                                    batch_size=bs, seed=run["seed"],
-                                                    retrain=FLAGS.retrain)
+        params, meta, cached = runner.train_or_load(
+            config, data, model_dir, epochs=epochs, batch_size=bs, seed=run["seed"],
+            retrain=FLAGS.retrain,
+            read_only_dirs=[os.path.join(d, name) for d in FLAGS.model_cache])
     with phases("evaluate"):
         t0 = time.perf_counter()
         mono_pred = predict(config, params, data.x_test)
@@ -204,7 +209,7 @@ def run_model(spec, data, cell: str, k: int, todo: List[tuple], run: dict, store
         with phases("decompose+compose"):
             m = evaluate(config, params, data, settings["options"])
         pd = pj = None
-        if spec.paper_name is not None:
+        if spec.paper_name is not None and cell in runner.CELLS:  # the paper has no Bi* models
             pd = paper_results.paper_delta(spec.paper_name, cell, k, mode)
             pj = paper_results.paper_avg_ji(spec.paper_name, mode)
         row = {"dataset": spec.id, "io": spec.io, "cell": cell, "layers": k, "model": label,

@@ -40,6 +40,14 @@ IO_OF = {"mathqa": "one_to_one", "clinc": "many_to_one", "toxic": "one_to_many",
          "brown": "many_to_many"}  # as modjax.data.IO_OF, without importing JAX
 SYNTHETIC_IOS = ("one_to_one", "many_to_one", "one_to_many", "many_to_many")
 CELLS = ("lstm", "gru", "simple")
+#: Bidirectional variants (``bilstm`` ...): every recurrent layer runs both directions, merged
+#: by concatenation (``docs/method.md#bidirectional``); not in the paper.
+BI_CELLS = tuple("bi" + c for c in CELLS)
+
+
+def split_cell(cell: str) -> Tuple[str, bool]:
+    """``"bilstm" -> ("lstm", True)``, ``"lstm" -> ("lstm", False)``."""
+    return (cell[2:], True) if cell in BI_CELLS else (cell, False)
 #: What the data behind each dataset lacks against the paper's, and what it does to comparing.
 DATA_CAVEATS = {
     "mathqa": "MathQA's train split is not available offline: models train on the dev split "
@@ -135,6 +143,7 @@ def load_data(spec: DatasetSpec, seed: int, *, limit_train: Optional[int] = None
 def paper_dropout(cell: str, layers: int, io: str) -> float:
     """Dropout 0.2 before the head where the paper's models have it (LSTM-4 M:1, LSTM-4 and
     GRU-4 1:N); 0 elsewhere."""
+    cell = split_cell(cell)[0]
     if layers == 4 and ((io == "many_to_one" and cell == "lstm")
                         or (io == "one_to_many" and cell in ("lstm", "gru"))):
         return 0.2
@@ -147,8 +156,10 @@ def paper_embed_dim(io: str) -> int:
 
 
 def model_label(cell: str, layers: int) -> str:
-    """How users name the model: ``LSTM-2``, ``GRU-1``, ``RNN-3`` (vanilla)."""
-    return {"lstm": "LSTM", "gru": "GRU", "simple": "RNN", "vanilla": "RNN"}[cell] + f"-{layers}"
+    """How users name the model: ``LSTM-2``, ``GRU-1``, ``RNN-3`` (vanilla), ``BiLSTM-2``."""
+    base, bi = split_cell(cell)
+    return ("Bi" if bi else "") + {"lstm": "LSTM", "gru": "GRU", "simple": "RNN",
+                                   "vanilla": "RNN"}[base] + f"-{layers}"
 
 
 def model_name(spec: DatasetSpec, cell: str, layers: int, epochs: int, batch_size: int,
@@ -172,35 +183,41 @@ def paper_config(data, spec: DatasetSpec, cell: str, layers: int, *, units: int 
     """
     from modjax.models import config_for
 
-    return config_for(data, cell=cell, layers=layers, units=units,
+    cell, bidirectional = split_cell(cell)
+    return config_for(data, cell=cell, layers=layers, units=units, bidirectional=bidirectional,
                       embed_dim=paper_embed_dim(spec.io), gate_activation="sigmoid",
                       dropout=paper_dropout(cell, layers, spec.io), forward=forward)
 
 
 def train_or_load(config, data, model_dir: str, *, epochs: int, batch_size: int, seed: int,
-                  retrain: bool = False, progress: bool = False):
-    """``(params, meta, cached)``: the checkpoint at ``model_dir`` if it computes the same
-    function as ``config`` (:meth:`~modjax.ModelConfig.function_key`), else a freshly trained
-    model saved there. ``meta`` holds the training time and losses."""
+                  retrain: bool = False, progress: bool = False,
+                  read_only_dirs: Sequence[str] = ()):
+    """``(params, meta, cached)``: the checkpoint at ``model_dir`` (or first at one of
+    ``read_only_dirs``, which are never written) if it computes the same function as
+    ``config`` (:meth:`~modjax.ModelConfig.function_key`), else a freshly trained model saved
+    at ``model_dir``. ``meta`` holds the training time and losses."""
     from modjax.checkpoint import load_model, save_model
     from modjax.train import fit
 
-    meta_path = model_dir + ".train.json"
-    if not retrain and os.path.isdir(model_dir):
+    for where in (() if retrain else tuple(read_only_dirs) + (model_dir,)):
+        meta_path = where + ".train.json"
+        if not os.path.isdir(where):
+            continue
         try:
-            cached_cfg, params = load_model(model_dir)
+            cached_cfg, params = load_model(where)
         except (ValueError, OSError) as e:
-            logging.warning("cached model %s unreadable (%s): training again", model_dir, e)
-        else:
-            if cached_cfg.function_key() == config.function_key():
-                meta = {}
-                if os.path.isfile(meta_path):
-                    with open(meta_path) as f:
-                        meta = json.load(f)
-                logging.info("loaded cached model %s (trained in %.1fs)", model_dir,
-                             meta.get("train_s", float("nan")))
-                return params, meta, True
-            logging.warning("cached model %s has a different config: training again", model_dir)
+            logging.warning("cached model %s unreadable (%s): not used", where, e)
+            continue
+        if cached_cfg.function_key() == config.function_key():
+            meta = {}
+            if os.path.isfile(meta_path):
+                with open(meta_path) as f:
+                    meta = json.load(f)
+            logging.info("loaded cached model %s (trained in %.1fs)", where,
+                         meta.get("train_s", float("nan")))
+            return params, meta, True
+        logging.warning("cached model %s has a different config: not used", where)
+    meta_path = model_dir + ".train.json"
     logging.info("training %s: %d examples, %d epochs, batch %d", os.path.basename(model_dir),
                  len(data.x_train), epochs, batch_size)
     t0, c0 = time.perf_counter(), time.process_time()

@@ -14,7 +14,7 @@ from modjax.compose import (apply_masks, channel_score, compose, concatenate, mo
                             replace, select, vote)
 from modjax.decompose import decompose, trace
 from modjax.decomposition import Decomposition, DecomposeOptions
-from modjax.layers import RNN, scan_layer
+from modjax.layers import RNN, scan_directions, scan_layer
 from modjax.masks import all_masks, masks_for
 from modjax.minimal import MinimalModules, minimal_modules
 from modjax.models import (ModelConfig, RNNModel, apply_model, config_for, greedy_decode,
@@ -33,5 +33,5 @@ __all__ = [
     "masks_for", "all_masks",
     "apply_masks", "module_scores", "compose", "vote", "channel_score", "select", "replace",
     "concatenate", "metrics", "ModuleRef", "modules_of", "replacement", "module_set_scores",
-    "compose_modules", "compact", "minimal_modules", "MinimalModules",
+    "compose_modules", "compact", "minimal_modules", "MinimalModules", "scan_directions",
 ]

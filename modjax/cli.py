@@ -360,6 +360,8 @@ def _options(config):
 
 def _describe_model(config) -> str:
     name = {"simple": "RNN", "lstm": "LSTM", "gru": "GRU"}.get(config.cell, config.cell.upper())
+    if config.bidirectional:
+        name = f"Bi{name}"
     kind = f"vanilla {config.activation}, " if config.cell == "simple" else ""
     return (f"{name}-{config.layers} ({kind}{config.units} units) {config.io}, "
             f"vocab {config.vocab_size}, in_len {config.in_len}, forward {config.forward}")
@@ -638,6 +640,8 @@ def write_outputs(out: str, inp: Inputs, opt: Options, decomp, summary, ov,
     save_decomposition(os.path.join(out, "decomposition"), decomp, inp.params, overwrite=True)
     has = np.asarray(decomp.has_positives)
     unit_keep = np.asarray(decomp.unit_keep())
+    if decomp.config.directions == 2:  # [C, L, (T,) 2, H]: both directions side by side
+        unit_keep = unit_keep.reshape(unit_keep.shape[:-2] + (-1,))
     model_name = os.path.basename(os.path.normpath(FLAGS.model))
     report.keep_heatmap(unit_keep, class_names, os.path.join(out, "keep_heatmap.png"),
                         has_positives=has if decomp.unrolled else None,

@@ -39,6 +39,10 @@ def define_flags() -> None:
                   "train: recurrent cell (simple = vanilla tanh RNN).")
     d.DEFINE_integer("layers", 1, "train: stacked recurrent layers.", lower_bound=1)
     d.DEFINE_integer("units", 64, "train: units per recurrent layer.", lower_bound=1)
+    d.DEFINE_bool("bidirectional", False, "train: bidirectional recurrent layers (the encoder's "
+                  "only, for encoder-decoder).")
+    d.DEFINE_enum("merge", "concat", ["concat", "sum"],
+                  "train, with --bidirectional: how the two directions are merged.")
     d.DEFINE_integer("embed_dim", 32, "train: embedding size.", lower_bound=1)
     d.DEFINE_integer("epochs", 10, "train: training epochs.", lower_bound=1)
     d.DEFINE_integer("batch_size", 32, "train: batch size.", lower_bound=1)
@@ -102,7 +106,8 @@ def cmd_train() -> int:
 
     try:
         config = config_for(data, cell=FLAGS.cell, layers=FLAGS.layers, units=FLAGS.units,
-                            embed_dim=FLAGS.embed_dim, dropout=FLAGS.dropout)
+                            embed_dim=FLAGS.embed_dim, dropout=FLAGS.dropout,
+                            bidirectional=FLAGS.bidirectional, merge=FLAGS.merge)
         check_data(config, data, "train")
     except (TypeError, ValueError) as e:
         raise CLIError(f"--data does not fit the model flags: {cli._one_line(e)}") from None

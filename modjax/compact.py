@@ -71,6 +71,10 @@ def _compactable_keep(decomp: Decomposition, c: int) -> np.ndarray:
             "compact cannot drop units of an encoder_decoder module: its first decoder layer "
             "starts from the encoder's final state, so a removed decoder unit is not zero; "
             "got decomp.config.io='encoder_decoder'")
+    if cfg.directions == 2:
+        raise ValueError("compact supports unidirectional models only (a bidirectional layer's "
+                         "two directions would need their own widths); got "
+                         "decomp.config.bidirectional=True")
     if opts.gate_mode != "unit":
         raise ValueError(
             "compact needs gate_mode='unit' (units removed as a whole); gate_mode="

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from modjax import concern, validate
+from modjax import concern, direction, validate
 from modjax.cells import CELL_TABLE
 from modjax.buckets import bucket as shape_bucket
 from modjax.checkpoint import to_plain_dict
@@ -168,33 +168,38 @@ def _sample_indices(slots, real, c, n_pos, n_neg, neg_per_class, num_classes):
     return jax.vmap(one_slot, in_axes=1)(slots)
 
 
-def _observations(src, step_ok, idx, ok, many_output, unrolled, pool_all):
+def _observations(src, step_ok, idx, ok, many_output, unrolled, pool_all, bidirectional=False):
     """Gather observations of one layer for one class.
 
     Args:
-      src: ``[U, T, F]`` hidden states (or gates) of the union.
+      src: ``[U, T, F]`` hidden states (or gates) of the union (bidirectional:
+        ``[U, T, 2, F]``, input-position order).
       step_ok: ``[U, T]`` real (non-padded) steps.
       idx, ok: ``[S, n]`` sample indices and validity per slot.
+      bidirectional: ``src`` has a direction axis; the "last step" of a one-output model is
+        each direction's own last step (position ``T - 1`` forward, 0 backward), valid where
+        both are.
 
     Returns:
-      ``obs [M, n', F]`` and ``valid [M, n']``: ``M = T`` unrolled, else 1.
+      ``obs [M, n', (2,) F]`` and ``valid [M, n']``: ``M = T`` unrolled, else 1.
     """
     T = src.shape[1]
     if many_output:  # slot t samples are observed at step t
         t = jnp.arange(T)
-        obs = src[idx, t[:, None]]  # [T, n, F]
+        obs = src[idx, t[:, None]]  # [T, n, (2,) F]
         valid = ok & step_ok[idx, t[:, None]]
         if unrolled:
             return obs, valid
-        return obs.reshape(1, -1, obs.shape[-1]), valid.reshape(1, -1)
+        return obs.reshape((1, -1) + obs.shape[2:]), valid.reshape(1, -1)
     i, o = idx[0], ok[0]
-    obs = src[i]  # [n, T, F]
+    obs = src[i]  # [n, T, (2,) F]
     valid = o[:, None] & step_ok[i]  # [n, T]
     if unrolled:
         return jnp.swapaxes(obs, 0, 1), valid.T
     if pool_all:
-        return obs.reshape(1, -1, obs.shape[-1]), valid.reshape(1, -1)
-    return obs[None, :, -1], valid[None, :, -1]
+        return obs.reshape((1, -1) + obs.shape[2:]), valid.reshape(1, -1)
+    last_ok = valid[:, -1] & valid[:, 0] if bidirectional else valid[:, -1]
+    return direction.own_order(obs, 1, bidirectional)[None, :, -1], last_ok[None]
 
 
 @functools.partial(jax.jit, static_argnames=("config", "gates"))
@@ -252,13 +257,19 @@ def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
     relu_int = relu and _relu_int_dtype(options.relu_threshold, n_pos, n_neg, neg_per_class,
                                         num_classes, T, config, options)
     select = functools.partial(selector(config, options), k=k)
+    bi = config.directions == 2
 
-    def score(p, pv, n, nv):
+    def score_one(p, pv, n, nv):
         if per_gate:
             return concern.gate_scores(p, pv, n, nv, spec.gate_kinds, H)
         if relu:
             return concern.relu_score_parts(p, pv, n, nv, relu_int)
         return concern.unit_scores(p, pv, n, nv, relu)
+
+    # bidirectional: statistics and removal (with its cap) per direction
+    score = jax.vmap(score_one, in_axes=(1, None, 1, None)) if bi else score_one
+    if bi:
+        select = jax.vmap(select)
 
     def per_class(c):
         pi, pok, ni, nok = _sample_indices(slots, real, c, n_pos, n_neg, neg_per_class,
@@ -266,19 +277,19 @@ def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
 
         def per_layer(layer_src):
             po, pv = _observations(layer_src, step_ok, pi, pok, config.many_output, unrolled,
-                                   pool_all)
+                                   pool_all, bi)
             no, nv = _observations(layer_src, step_ok, ni, nok, config.many_output, unrolled,
-                                   pool_all)
-            d = jax.vmap(score)(po, pv, no, nv)  # [M, F]
+                                   pool_all, bi)
+            d = jax.vmap(score)(po, pv, no, nv)  # [M, (2,) F]
             keep = jax.vmap(select)(d)
             has = jnp.any(pv, axis=1) & jnp.any(nv, axis=1)  # [M]
-            keep = keep | ~has[:, None]
+            keep = keep | ~has.reshape(has.shape + (1,) * (keep.ndim - 1))
             return keep, has, d
 
-        keep, has, d = jax.vmap(per_layer)(src)  # [L, M, F], [L, M], [L, M, F]
+        keep, has, d = jax.vmap(per_layer)(src)  # [L, M, (2,) F], [L, M], [L, M, (2,) F]
         return keep, has[0], d
 
-    keep, has, d = jax.vmap(per_class)(jnp.arange(num_classes))  # [C, L, M, F], [C, M]
+    keep, has, d = jax.vmap(per_class)(jnp.arange(num_classes))  # [C, L, M, (2,) F], [C, M]
     if not unrolled:
         keep = keep[:, :, 0]
     return keep, has, finite, d
@@ -321,7 +332,9 @@ def decompose(params, data, *, model, class_names=None, preset: Optional[str] = 
       **options: fields of :class:`~modjax.decomposition.DecomposeOptions`.
 
     Returns:
-      A :class:`~modjax.decomposition.Decomposition` with keep vectors ``[C, L, (T,) H]``.
+      A :class:`~modjax.decomposition.Decomposition` with keep vectors ``[C, L, (T,) H]``
+      (bidirectional: ``[C, L, (T,) 2, H]``, forward then backward, statistics and cap per
+      direction; ``docs/method.md#bidirectional``).
 
     Raises:
       TypeError / ValueError naming the argument on a bad model, params, data or option; a
@@ -336,8 +349,9 @@ def decompose_with_scores(params, data, *, model, class_names=None,
                           preset: Optional[str] = None, warn_stacklevel: int = 2, **options):
     """:func:`decompose`, also returning every unit's score ``d = ct_pos - ct_neg``.
 
-    Returns ``(decomp, d)`` with ``d [C, L, M, F]`` float (``M = 1`` rolled, ``T`` unrolled;
-    ``F = H``, or ``gH`` per gate): the scores the removal rule sorted
+    Returns ``(decomp, d)`` with ``d [C, L, M, (2,) F]`` float (``M = 1`` rolled, ``T`` unrolled;
+    the direction axis for a bidirectional model; ``F = H``, or ``gH`` per gate): the scores
+    the removal rule sorted
     (``docs/method.md#statistics``). Raising the cap changes which of them are removed, not
     the scores, so a ladder of caps needs this one trace (:mod:`modjax.minimal`).
     """
@@ -412,7 +426,9 @@ def decompose_with_scores(params, data, *, model, class_names=None,
 def trace(params, inputs, *, model, dec_in=None, gates: bool = False):
     """Hidden states of the original model at every layer and step (one jit-compiled scan).
 
-    Returns ``hidden [L, N, T, H]`` (and ``gates [L, N, T, gH]`` when ``gates``).
+    Returns ``hidden [L, N, T, H]`` (and ``gates [L, N, T, gH]`` when ``gates``); a
+    bidirectional model's have a direction axis before the last, ``[L, N, T, 2, H]``, in
+    input-position order.
     """
     config = resolve_model(model)
     params = statistics_precision(check_params(config, params))

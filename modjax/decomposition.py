@@ -104,7 +104,9 @@ class Decomposition:
     Attributes:
       keep: bool keep vectors, ``[C, L, H]`` (rolled) or ``[C, L, T, H]`` (unrolled); the last
         axis is ``gH`` in ``per_gate`` mode. ``L``/``T`` are the decomposed stack's layers and
-        steps (the decoder's for encoder-decoder).
+        steps (the decoder's for encoder-decoder). A bidirectional model's have a direction
+        axis before the last, ``[C, L, (T,) 2, F]`` (forward, backward; ``T`` counts input
+        positions, ``docs/method.md#bidirectional``): ``config.keep_shape``.
       head_class: int32 ``[C]``, the class ``p`` each module answers for; its channelled head
         scores ``sigmoid(z_p - z_q)`` with ``z_q`` the mean of the other classes' logits
         (docs/method.md#channelling). Encoder-decoder modules are not channelled.
@@ -132,7 +134,7 @@ class Decomposition:
         return self.options.mode == "unrolled"
 
     def unit_keep(self):
-        """Keep vectors per unit ``[C, L, (T,) H]`` (per gate: a unit counts as kept if any
+        """Keep vectors per unit ``[C, L, (T,) (2,) H]`` (per gate: a unit counts as kept if any
         of its gate columns is)."""
         if self.options.gate_mode == "unit":
             return self.keep

@@ -13,6 +13,12 @@ Supported ``Sequential`` models (the grammar; ``?`` optional, ``*`` any number):
     (SimpleRNN | LSTM | GRU)+ (Dropout* between them) → Dropout* →
     (Dense | TimeDistributed(Dense)) [softmax, or linear + Activation("softmax")]
 
+Every recurrent layer may instead be ``Bidirectional(SimpleRNN | LSTM | GRU)`` with
+``merge_mode`` ``"concat"`` or ``"sum"`` (all layers alike): the forward and backward layers'
+weights are stacked on a leading direction axis (``rnn_l/kernel [2, D, gH]``, forward first)
+and the config gets ``bidirectional=True`` (``docs/method.md#bidirectional``). The two halves
+are told apart by ``forward``/``backward`` in the weight names, else by their order.
+
 The I/O type is inferred:
 
 * ``Flatten`` + ``RepeatVector(1)`` → ``one_to_one``;
@@ -27,7 +33,8 @@ RNN's ``dropout``/``recurrent_dropout`` do nothing at inference and are dropped 
 All recurrent layers must share cell type, units, activations and ``reset_after`` (a
 :class:`~modjax.models.ModelConfig` describes one uniform stack).
 
-Anything else — ``Bidirectional``, ``Conv1D``, ``go_backwards=True``, ``stateful=True``,
+Anything else — other ``Bidirectional`` merge modes, ``Conv1D``, ``go_backwards=True``,
+``stateful=True``,
 ``return_state=True``, ``use_bias=False``, an activation other than tanh/relu (sigmoid /
 hard_sigmoid for gates), a non-softmax output, hidden Dense layers, functional (non-Sequential)
 models — raises ``ValueError`` naming the layer, its class and the setting. An unreadable
@@ -73,12 +80,21 @@ def _act_name(layer: _Layer, key: str) -> str:
     return v if isinstance(v, str) else repr(v)
 
 
-def _weights(mw, layer_name: str) -> dict:
-    """``{short name: array}`` of one layer group (short name: ``kernel``, ``bias``, ...)."""
+def _weights(mw, layer_name: str, part: Optional[int] = None) -> dict:
+    """``{short name: array}`` of one layer group (short name: ``kernel``, ``bias``, ...).
+
+    ``part`` (a ``Bidirectional`` layer): 0 for the forward layer's weights, 1 for the
+    backward's: the names holding ``forward``/``backward``, else the first/second half.
+    """
     if layer_name not in mw:
         raise ValueError(f"weights of Keras layer {layer_name!r} are missing from model_weights")
     g = mw[layer_name]
     names = [_as_str(n) for n in np.asarray(g.attrs.get("weight_names", [])).ravel()]
+    if part is not None:
+        tag = ("forward", "backward")[part]
+        tagged = [n for n in names if tag in n.lower()]
+        half = len(names) // 2
+        names = tagged if tagged else (names[:half] if part == 0 else names[half:])
     out = {}
     for n in names:
         short = n.rsplit("/", 1)[-1].split(":", 1)[0]
@@ -187,7 +203,22 @@ def _parse(layers: list, in_len_override: Optional[int]):
                               "layers) is ignored (no effect at inference)", UserWarning,
                               stacklevel=3)
             continue
-        if layer.cls in RECURRENT:
+        if layer.cls == "Bidirectional" or layer.cls in RECURRENT:
+            if layer.cls == "Bidirectional":
+                inner = _Layer(layer.cfg.get("layer", {}))
+                if inner.cls not in RECURRENT:
+                    raise layer.err(f"wrapped layer class {inner.cls!r} (only SimpleRNN, LSTM, "
+                                    "GRU)")
+                merge = layer.cfg.get("merge_mode", "concat")
+                if merge not in ("concat", "sum"):
+                    raise layer.err(f"merge_mode {merge!r} (need 'concat' or 'sum')")
+                inner.name = layer.name  # weights live in the wrapper's group
+                spec = dict(_check_recurrent(inner, RECURRENT[inner.cls]), bidirectional=True,
+                            merge=merge)
+                layer = inner
+            else:
+                spec = dict(_check_recurrent(layer, RECURRENT[layer.cls]), bidirectional=False,
+                            merge="concat")
             if head is not None:
                 raise layer.err("position: recurrent layer after the output layer")
             if drop_before_head:
@@ -197,7 +228,7 @@ def _parse(layers: list, in_len_override: Optional[int]):
             if rnns and not rnns[-1][0].cfg.get("return_sequences", False):
                 raise rnns[-1][0].err("setting return_sequences=False below another recurrent "
                                       "layer")
-            rnns.append((layer, _check_recurrent(layer, RECURRENT[layer.cls])))
+            rnns.append((layer, spec))
             continue
         if layer.cls in ("Dense", "TimeDistributed"):
             if head is not None:
@@ -229,7 +260,7 @@ def _parse(layers: list, in_len_override: Optional[int]):
         if layer.cls in ("Flatten", "RepeatVector", "Embedding", "InputLayer"):
             settings = " at this position"
         raise layer.err(f"layer class{settings} (supported: InputLayer, Embedding, Flatten, "
-                        "RepeatVector, SimpleRNN, LSTM, GRU, Dropout, Dense, "
+                        "RepeatVector, SimpleRNN, LSTM, GRU, Bidirectional, Dropout, Dense, "
                         "TimeDistributed(Dense))")
     if not rnns:
         raise ValueError("model has no recurrent (SimpleRNN/LSTM/GRU) layer")
@@ -239,7 +270,8 @@ def _parse(layers: list, in_len_override: Optional[int]):
         raise head[0].err("output activation 'linear' (need 'softmax': a non-softmax output)")
     first = rnns[0][1]
     for layer, c in rnns[1:]:
-        for key in ("cell", "units", "activation", "gate_activation", "reset_after"):
+        for key in ("cell", "units", "activation", "gate_activation", "reset_after",
+                    "bidirectional", "merge"):
             if c[key] != first[key]:
                 raise layer.err(f"setting {key}={c[key]!r} (differs from the first recurrent "
                                 f"layer's {first[key]!r}; the stack must be uniform)")
@@ -333,20 +365,26 @@ def _build(arch: dict, mw, forward: str = "keras"):
     gH = _CELL_BLOCKS[cell] * H
     D = E * arch["in_len"] if arch["repeat"] is not None else E
     params = {"embedding": {"embedding": embedding}}
+    bi = rnn_cfg["bidirectional"]
+    merged = 2 * H if bi and rnn_cfg["merge"] == "concat" else H  # width the next layer reads
     for l, (layer, _) in enumerate(arch["rnns"]):
-        w = _weights(mw, layer.name)
         bias_shape = (2, gH) if rnn_cfg["reset_after"] else (gH,)
-        params[f"rnn_{l}"] = {
-            "kernel": _need(w, layer, "kernel", (D if l == 0 else H, gH)),
-            "recurrent_kernel": _need(w, layer, "recurrent_kernel", (H, gH)),
-            "bias": _need(w, layer, "bias", bias_shape),
-        }
+        parts = []
+        for part in ((0, 1) if bi else (None,)):
+            w = _weights(mw, layer.name, part)
+            parts.append({
+                "kernel": _need(w, layer, "kernel", (D if l == 0 else merged, gH)),
+                "recurrent_kernel": _need(w, layer, "recurrent_kernel", (H, gH)),
+                "bias": _need(w, layer, "bias", bias_shape),
+            })
+        params[f"rnn_{l}"] = parts[0] if not bi else {
+            k: np.stack([parts[0][k], parts[1][k]]) for k in parts[0]}
     head_layer, dense_cfg, _ = arch["head"]
     C = dense_cfg.get("units")
     if not isinstance(C, int) or C < 2:
         raise head_layer.err(f"output units {C!r} (need >= 2 softmax classes)")
     dw = _weights(mw, head_layer.name)
-    params["dense"] = {"kernel": _need(dw, head_layer, "kernel", (H, C)),
+    params["dense"] = {"kernel": _need(dw, head_layer, "kernel", (merged, C)),
                        "bias": _need(dw, head_layer, "bias", (C,))}
     io = arch["io"]
     out_len = {"one_to_many": arch["repeat"], "many_to_many": arch["in_len"]}.get(io, 1)
@@ -355,5 +393,6 @@ def _build(arch: dict, mw, forward: str = "keras"):
         out_len=out_len, layers=len(arch["rnns"]), units=H, embed_dim=E,
         activation=rnn_cfg["activation"], gate_activation=rnn_cfg["gate_activation"],
         reset_after=rnn_cfg["reset_after"], dropout=arch["dropout"],
-        mask_zero=bool(emb.cfg.get("mask_zero", False)), forward=forward)
+        mask_zero=bool(emb.cfg.get("mask_zero", False)), forward=forward, bidirectional=bi,
+        merge=rnn_cfg["merge"])
     return config, params

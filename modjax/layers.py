@@ -132,10 +132,82 @@ def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
     return jnp.swapaxes(ys, 0, 1), final
 
 
+def scan_directions(cfg: CellConfig, params: Any, xs: Array, *, bidirectional: bool,
+                    initial_carry=None, pad_mask: Optional[Array] = None,
+                    keep: Optional[Array] = None, u_mask: str = "paper",
+                    return_gates: bool = False, removed_bound: Optional[int] = None,
+                    project_inputs: bool = False):
+    """:func:`scan_layer`, or both directions of a bidirectional layer in one vmapped scan.
+
+    Unidirectional: exactly :func:`scan_layer`. Bidirectional (``docs/method.md#bidirectional``):
+    ``params`` leaves carry a leading direction axis (``kernel [2, D, gH]``, ...), ``keep`` is
+    ``[2, F]`` (rolled) or ``[T, 2, F]`` (per input position), ``initial_carry`` has a leading
+    axis 2 (or is ``None``). The backward direction runs as a forward scan over the time-flipped
+    inputs, pad mask and per-step keep vectors, and its outputs are flipped back, so entry ``t``
+    of either direction belongs to input position ``t``; masked (padded) steps hold the carry
+    in both directions, as Keras does.
+
+    Returns:
+      ``(hs [N, T, 2, H], final_carry (leading axis 2))`` (``gates [N, T, 2, gH]`` too with
+      ``return_gates``); the unidirectional shapes of :func:`scan_layer` otherwise.
+    """
+    kw = dict(u_mask=u_mask, return_gates=return_gates, removed_bound=removed_bound,
+              project_inputs=project_inputs)
+    if not bidirectional:
+        return scan_layer(cfg, params, xs, initial_carry=initial_carry, pad_mask=pad_mask,
+                          keep=keep, **kw)
+    T = xs.shape[1]
+    flip_t = lambda a, axis: None if a is None else jnp.stack([a[0], jnp.flip(a[1], axis)])
+    xs2 = flip_t(jnp.stack([xs, xs]), 1)  # [2, N, T, D]
+    pad2 = None if pad_mask is None else flip_t(jnp.stack([pad_mask, pad_mask]), 1)
+    keep2 = None
+    if keep is not None:
+        keep = jnp.asarray(keep, jnp.float32)
+        if keep.ndim < 2 or keep.shape[-2] != 2 or keep.ndim > 3 or \
+                (keep.ndim == 3 and keep.shape[0] != T):
+            raise ValueError(f"keep of a bidirectional layer must have shape [2, F] or "
+                             f"[{T}, 2, F], got {keep.shape}")
+        keep2 = jnp.moveaxis(keep, -2, 0)  # [2, F] or [2, T, F]
+        if keep2.ndim == 3:
+            keep2 = flip_t(keep2, 0)
+
+    def one(p, x, m, k, c0):
+        return scan_layer(cfg, p, x, initial_carry=c0, pad_mask=m, keep=k, **kw)
+
+    out = jax.vmap(one)(params, xs2, pad2, keep2, initial_carry)
+    back = lambda a: jnp.moveaxis(flip_t(a, 1), 0, 2)  # [2, N, T, F] -> [N, T, 2, F]
+    return (back(out[0]), out[1]) + tuple(back(g) for g in out[2:])
+
+
+class _TwoDirections:
+    """Stands in for a Flax module in :func:`declare_cell_params`: every parameter gets a
+    leading direction axis of 2, each direction drawn from its own key by the same
+    initialiser."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def param(self, name, init, shape, dtype):
+        def stacked(key, shape2, dtype=dtype):
+            keys = jax.random.split(key, shape2[0])
+            return jax.vmap(lambda k: init(k, tuple(shape2[1:]), dtype))(keys)
+
+        return self.module.param(name, stacked, (2,) + tuple(shape), dtype)
+
+
+def declare_layer_params(module: nn.Module, cfg: CellConfig, in_dim: int,
+                         bidirectional: bool = False) -> dict:
+    """:func:`~modjax.cells.declare_cell_params`, with a leading direction axis of 2 (index 0
+    forward, 1 backward; each initialised from its own key) for a bidirectional layer."""
+    return declare_cell_params(_TwoDirections(module) if bidirectional else module, cfg, in_dim)
+
+
 class RNN(nn.Module):
     """A recurrent layer (Flax module) with the cell's parameters at its own level.
 
-    Params: ``{"kernel": [D, gH], "recurrent_kernel": [H, gH], "bias": [gH]}``.
+    Params: ``{"kernel": [D, gH], "recurrent_kernel": [H, gH], "bias": [gH]}``; with
+    ``bidirectional`` each has a leading direction axis of 2 and the call returns
+    ``hs [N, T, 2, H]`` (see :func:`scan_directions`).
 
     Call: ``layer(xs, initial_carry=None, pad_mask=None, keep=None, return_gates=False,
     u_mask="paper", removed_bound=None, project_inputs=False)``
@@ -147,11 +219,20 @@ class RNN(nn.Module):
     config: CellConfig
     return_sequences: bool = True
     reverse: bool = False
+    bidirectional: bool = False
 
     @nn.compact
     def __call__(self, xs, initial_carry=None, pad_mask=None, keep=None, return_gates=False,
                  u_mask: str = "paper", removed_bound=None, project_inputs: bool = False):
-        params = declare_cell_params(self, self.config, xs.shape[-1])
+        params = declare_layer_params(self, self.config, xs.shape[-1], self.bidirectional)
+        if self.bidirectional:
+            if self.reverse or not self.return_sequences:
+                raise ValueError("a bidirectional RNN layer runs both directions and returns "
+                                 "sequences: reverse and return_sequences=False do not apply")
+            return scan_directions(self.config, params, xs, bidirectional=True,
+                                   initial_carry=initial_carry, pad_mask=pad_mask, keep=keep,
+                                   u_mask=u_mask, removed_bound=removed_bound,
+                                   return_gates=return_gates, project_inputs=project_inputs)
         out = scan_layer(self.config, params, xs, initial_carry=initial_carry,
                          pad_mask=pad_mask, keep=keep, u_mask=u_mask,
                          removed_bound=removed_bound, project_inputs=project_inputs,
@@ -161,4 +242,5 @@ class RNN(nn.Module):
         return (seq, final) + tuple(out[2:])
 
 
-__all__ = ["RNN", "RNNCell", "scan_layer", "declare_cell_params"]
+__all__ = ["RNN", "RNNCell", "scan_layer", "scan_directions", "declare_cell_params",
+           "declare_layer_params"]

@@ -11,6 +11,9 @@ A module's masks follow the chosen recurrent semantics (``decomp.options.u_mask`
   units, those of the last or the first step at every step, or none).
 
 Unrolled decompositions give every masked leaf a leading step axis ``[T, ...]``.
+Bidirectional models (``docs/method.md#bidirectional``): a layer's leaves have a direction axis
+(``kernel [2, D, gH]``) masked by that direction's keep vector; the rows of the next layer's
+``kernel`` and of the head follow the merged layout (:func:`modjax.direction.merged_keep`).
 Embeddings, the encoder (encoder-decoder) and the dense bias are all True. The channelled
 head is not a mask: see :func:`modjax.compose.apply_masks`.
 """
@@ -20,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from modjax import direction
 from modjax.cells import unit_and_column_keep
 from modjax.checkpoint import to_plain_dict
 from modjax.decomposition import Decomposition
@@ -32,18 +36,20 @@ def layer_prefix(config) -> str:
 
 
 def module_masks(config, options, keep, params) -> dict:
-    """The masks of one module from its keep vector ``keep [L, (T,) F]`` (bool); pure array
-    code, so it can be ``jax.vmap``-ed over modules (:func:`all_masks`).
+    """The masks of one module from its keep vector ``keep [L, (T,) (2,) F]`` (bool); pure
+    array code, so it can be ``jax.vmap``-ed over modules (:func:`all_masks`).
 
     ``config`` and ``options`` are the decomposition's :class:`~modjax.ModelConfig` and
     :class:`~modjax.DecomposeOptions`; ``params`` gives the structure and shapes.
     """
     cfg = config
-    keep = jnp.asarray(keep, bool)
+    keep = jnp.asarray(keep, bool)  # [L, (T,) (2,) F]
     masks = jax.tree_util.tree_map(lambda a: jnp.ones(np.shape(a), bool), params)
     prefix = layer_prefix(cfg)
     paper = options.u_mask == "paper"
-    lead = keep.shape[1:-1]  # () rolled or (T,) unrolled
+    bi = cfg.directions == 2
+    lead = keep.shape[1:-1 - bi]  # () rolled or (T,) unrolled
+    merged = lambda k: direction.merged_keep(k, cfg.merge, bi)  # [(T,) D] rows of next layer
 
     def full(shape):
         return jnp.ones(lead + tuple(shape), bool)
@@ -55,17 +61,22 @@ def module_masks(config, options, keep, params) -> dict:
         kmask = full(k_shape) & col[..., None, :]
         if paper and l > 0:
             prev_src, _ = unit_and_column_keep(cfg.cell_config, keep[l - 1])
-            kmask = kmask & prev_src[..., :, None]
+            rows = merged(prev_src)[..., :, None]
+            kmask = kmask & (rows[..., None, :, :] if bi else rows)
         masks[name]["kernel"] = kmask
         b_shape = np.shape(params[name]["bias"])
-        masks[name]["bias"] = full(b_shape) & (col[..., None, :] if len(b_shape) == 2 else col)
+        two_biases = len(b_shape) == 2 + bi  # GRU reset_after: (input, recurrent) bias
+        masks[name]["bias"] = full(b_shape) & (col[..., None, :] if two_biases else col)
         if paper:
             u = src[..., :, None] & col[..., None, :]
         else:
             u = ~(~src[..., :, None] & ~col[..., None, :])
         masks[name]["recurrent_kernel"] = u
     last_src, _ = unit_and_column_keep(cfg.cell_config, keep[cfg.layers - 1])
-    rows = head_row_keep(last_src, options.head_rows)  # [H], [T, H] or None
+    rows = head_row_keep(last_src, options.head_rows, bi)  # [(T,) (2,) H] or None
+    if bi and rows is not None and rows.ndim == 3 and cfg.io in ("one_to_one", "many_to_one"):
+        rows = direction.own_order(rows, 0, bi)  # the head reads each direction's last step
+    rows = merged(rows)
     dense = full(np.shape(params["dense"]["kernel"]))
     masks["dense"]["kernel"] = dense if rows is None else dense & rows[..., :, None]
     return masks

@@ -216,9 +216,12 @@ def overlap(decomp: Decomposition) -> np.ndarray:
 
 
 def units_kept(decomp: Decomposition) -> np.ndarray:
-    """Kept units per module and layer, ``[C, L]`` (mean over steps when unrolled)."""
+    """Kept units per module and layer, ``[C, L]`` (mean over steps when unrolled; both
+    directions of a bidirectional layer counted, out of ``2H``)."""
     k = np.asarray(decomp.unit_keep())
     s = k.sum(-1)
+    if decomp.config.directions == 2:
+        s = s.sum(-1)
     return s.mean(-1) if decomp.unrolled else s
 
 

@@ -179,6 +179,9 @@ def minimal_modules(params, data, *, model, max_cost: Union[float, Sequence[floa
     if config.io == "encoder_decoder":
         raise ValueError("minimal_modules needs a voted model; encoder_decoder modules are "
                          "chosen by target language (model.io='encoder_decoder')")
+    if config.directions == 2:
+        raise ValueError("minimal_modules supports unidirectional models only (its cap ladder "
+                         "has no direction axis); got model.bidirectional=True")
     many = np.ndim(max_cost) > 0
     costs = [float(m) for m in np.atleast_1d(np.asarray(max_cost, dtype=float))]
     if not costs or any(not 0.0 <= m <= 1.0 for m in costs):

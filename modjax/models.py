@@ -20,6 +20,12 @@ Decomposed modules run through the same code: ``keep`` (``[L, H]`` rolled or ``[
 step; the decoder's layers for encoder-decoder) masks the matmul inputs and outputs of every
 recurrent layer (:func:`modjax.cells.cell_step`) and the rows of the next layer (paper
 semantics) and of the head (both semantics).
+
+With ``bidirectional=True`` every recurrent layer (the encoder's only, for encoder-decoder)
+runs a forward and a backward scan and merges them (``merge``: ``"concat"`` or ``"sum"``) for
+the next layer and the head; the recurrent params get a leading direction axis of 2 and keep
+vectors a direction axis before the feature axis, ``[L, (T,) 2, F]``
+(:mod:`modjax.direction`, ``docs/method.md#bidirectional``).
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from modjax import validate
+from modjax import direction, validate
 from modjax.cells import FORWARDS, CellConfig, zero_carry
 from modjax.data.base import IO_TYPES
 from modjax.layers import RNN
@@ -69,6 +75,11 @@ class ModelConfig:
         ``tanh(x W_h + b_h + r ⊙ (h U_h))``; :func:`modjax.cells.cell_step`). The same choice
         serves training, tracing and every module. Configs saved before this field existed load
         as ``"keras"``.
+      bidirectional: every recurrent layer runs forward and backward scans (encoder-decoder:
+        the encoder's layers only; the decoder's first layer starts from the sum of the two
+        directions' final states, ``docs/method.md#bidirectional``).
+      merge: how a bidirectional layer's directions are merged for the next layer and the
+        head: ``"concat"`` (Keras's default: ``[h_fwd, h_bwd]``, width ``2H``) or ``"sum"``.
     """
 
     io: str
@@ -86,6 +97,8 @@ class ModelConfig:
     dropout: float = 0.0
     mask_zero: bool = False
     forward: str = "keras"
+    bidirectional: bool = False
+    merge: str = "concat"
 
     def __post_init__(self):
         if self.io not in IO_TYPES:
@@ -102,7 +115,9 @@ class ModelConfig:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
         if validate.real("dropout", self.dropout, lo=0.0, hi=1.0) == 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        for name in ("reset_after", "mask_zero"):
+        if self.merge not in direction.MERGES:
+            raise ValueError(f"merge must be one of {direction.MERGES}, got {self.merge!r}")
+        for name in ("reset_after", "mask_zero", "bidirectional"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
 
@@ -127,6 +142,18 @@ class ModelConfig:
         artifact_gru = self.cell == "gru" and not reset_after and self.forward == "artifact"
         return dataclasses.replace(self, gate_activation=gate, reset_after=reset_after,
                                    forward="artifact" if artifact_gru else "keras")
+
+    @property
+    def directions(self) -> int:
+        """Directions of the decomposed stack: 2 for a bidirectional classifier or tagger, else
+        1 (an encoder-decoder's decoder is unidirectional)."""
+        return 2 if self.bidirectional and self.io != "encoder_decoder" else 1
+
+    def keep_shape(self, F: int, unrolled: bool) -> tuple:
+        """The shape of one module's keep vectors, ``[L, (T,) (2,) F]``: ``T`` when
+        ``unrolled``, the direction axis when :attr:`directions` is 2."""
+        return ((self.layers,) + ((self.steps,) if unrolled else ())
+                + ((2,) if self.directions == 2 else ()) + (F,))
 
     @property
     def many_output(self) -> bool:
@@ -156,11 +183,13 @@ def _check_keep(keep, cfg: ModelConfig):
     if keep is None:
         return None
     keep = jnp.asarray(keep, jnp.float32)
-    L, H, T = cfg.layers, cfg.units, cfg.steps
+    H, gH = cfg.units, cfg.cell_config.gate_width
     F = keep.shape[-1] if keep.ndim else None
-    if F not in (H, cfg.cell_config.gate_width) or keep.shape[:-1] not in ((L,), (L, T)):
-        raise ValueError(f"keep must have shape [{L}, F] or [{L}, {T}, F] with F = {H} (units) "
-                         f"or {cfg.cell_config.gate_width} (gate columns), got {keep.shape}")
+    if F not in (H, gH) or keep.shape not in (cfg.keep_shape(F, False), cfg.keep_shape(F, True)):
+        rolled, unrolled = cfg.keep_shape("F", False), cfg.keep_shape("F", True)
+        fmt = lambda s: "[" + ", ".join(map(str, s)) + "]"
+        raise ValueError(f"keep must have shape {fmt(rolled)} or {fmt(unrolled)} with F = {H} "
+                         f"(units) or {gH} (gate columns), got {keep.shape}")
     return keep
 
 
@@ -171,19 +200,23 @@ def _layer_keep(keep, l):
 HEAD_ROWS = ("step", "last", "first", "none")
 
 
-def head_row_keep(keep_l, head_rows: str = "step"):
-    """Which rows of the head a module keeps, from the top layer's keep ``[F]`` or ``[T, F]``.
+def head_row_keep(keep_l, head_rows: str = "step", bidirectional: bool = False):
+    """Which rows of the head a module keeps, from the top layer's keep ``[F]`` or ``[T, F]``
+    (bidirectional: ``[2, F]`` or ``[T, 2, F]``; the result is in the same per-direction layout,
+    :func:`modjax.direction.merged_keep` gives the merged rows).
 
     ``"step"``: the rows of units kept at each step (rolled: the one keep vector); ``"last"``:
     the rows of units kept at the last step, at every step; ``"first"``: those kept at step 0,
-    at every step; ``"none"``: every row (returns ``None``). See ``docs/method.md#artifact``.
+    at every step; ``"none"``: every row (returns ``None``). For a bidirectional layer "first"
+    and "last" are each direction's own (the backward direction's last step is position 0).
+    See ``docs/method.md#artifact``.
     """
     if head_rows not in HEAD_ROWS:
         raise ValueError(f"head_rows must be one of {HEAD_ROWS}, got {head_rows!r}")
     if keep_l is None or head_rows == "none":
         return None
-    if keep_l.ndim == 2 and head_rows in ("last", "first"):
-        return keep_l[-1 if head_rows == "last" else 0]
+    if keep_l.ndim == 2 + bidirectional and head_rows in ("last", "first"):
+        return direction.own_order(keep_l, 0, bidirectional)[-1 if head_rows == "last" else 0]
     return keep_l
 
 
@@ -221,24 +254,31 @@ class RNNModel(nn.Module):
     def setup(self):
         c = self.config
         cc = c.cell_config
+        bi = c.bidirectional
         if c.io == "encoder_decoder":
             self.encoder_embedding = nn.Embed(c.vocab_size, c.embed_dim, param_dtype=jnp.float32)
             self.decoder_embedding = nn.Embed(c.num_classes, c.embed_dim, param_dtype=jnp.float32)
-            self.encoder_rnn = [RNN(cc) for _ in range(c.layers)]
+            self.encoder_rnn = [RNN(cc, bidirectional=bi) for _ in range(c.layers)]
             self.decoder_rnn = [RNN(cc) for _ in range(c.layers)]
         else:
             self.embedding = nn.Embed(c.vocab_size, c.embed_dim, param_dtype=jnp.float32)
-            self.rnn = [RNN(cc) for _ in range(c.layers)]
+            self.rnn = [RNN(cc, bidirectional=bi) for _ in range(c.layers)]
         self.drop = nn.Dropout(c.dropout)
         self.dense = nn.Dense(c.num_classes, param_dtype=jnp.float32)
 
     # -- shared recurrent stack ---------------------------------------------------------
     def _stack(self, layers, xs, pad_mask, keep, u_mask, initial_carries, return_gates,
                removed_bound=None):
-        """Run stacked layers; returns (top h [N,T,H], hidden list, gates list, finals)."""
+        """Run stacked layers; returns (top h [N,T,H], hidden list, gates list, finals).
+
+        Bidirectional layers: hidden and gates ``[N, T, 2, F]`` per layer, finals with a
+        leading direction axis; the next layer reads the merged outputs (and, under the paper's
+        semantics, the merged rows of kept units)."""
+        c = self.config
         hidden, gates, finals = [], [], []
         h = xs
         for l, layer in enumerate(layers):
+            bi = layer.bidirectional
             k = _layer_keep(keep, l)
             init = None if initial_carries is None else initial_carries[l]
             # the first layer's input projection is computed once before its scan: its
@@ -252,7 +292,9 @@ class RNNModel(nn.Module):
             if return_gates:
                 gates.append(out[2])
             # Out-edges into the next recurrent layer: removed in the paper's semantics only.
-            h = _rows(hs, k) if (u_mask == "paper" and l + 1 < len(layers)) else hs
+            h = direction.merge(hs, c.merge, bi)
+            if u_mask == "paper" and l + 1 < len(layers):
+                h = _rows(h, direction.merged_keep(k, c.merge, bi))
         return h, hidden, gates, finals
 
     def _embed_inputs(self, x):
@@ -270,8 +312,15 @@ class RNNModel(nn.Module):
         The rows kept follow ``head_rows`` (:func:`head_row_keep`), or ``head_keep`` when given.
         """
         c = self.config
+        bi = c.directions == 2
         k = None if keep is None else keep[c.layers - 1]
-        h = _rows(h_top, head_row_keep(k, head_rows) if head_keep is None else head_keep)
+        rows = head_row_keep(k, head_rows, bi) if head_keep is None else head_keep
+        if bi and c.io in ONE_OUTPUT:
+            # the head reads each direction's last step: position T-1 forward, 0 backward
+            h_top = direction.own_order(h_top, 1, bi)
+            if rows is not None and rows.ndim == 3:
+                rows = direction.own_order(rows, 0, bi)
+        h = _rows(direction.merge(h_top, c.merge, bi), direction.merged_keep(rows, c.merge, bi))
         h = self.drop(h, deterministic=not train)
         return self.dense(h)
 
@@ -290,9 +339,9 @@ class RNNModel(nn.Module):
                                       removed_bound=removed_bound, head_rows=head_rows)
         else:
             xs, pad = self._embed_inputs(x)
-            h_top, hidden, gates, _ = self._stack(self.rnn, xs, pad, keep, u_mask, None,
-                                                  return_gates, removed_bound)
-            logits = self._head(h_top, keep, train, head_rows)
+            _, hidden, gates, _ = self._stack(self.rnn, xs, pad, keep, u_mask, None,
+                                              return_gates, removed_bound)
+            logits = self._head(hidden[-1], keep, train, head_rows)
             if c.io in ONE_OUTPUT:
                 logits = logits[:, -1]
             aux = {"hidden": jnp.stack(hidden)}
@@ -302,11 +351,15 @@ class RNNModel(nn.Module):
 
     # -- encoder-decoder pieces (also used by greedy decoding) ---------------------------
     def encode(self, src):
-        """Encoder pass: ``src [N, in_len]`` -> final carry of the last encoder layer."""
+        """Encoder pass: ``src [N, in_len]`` -> final carry of the last encoder layer (of a
+        bidirectional encoder: the sum of its two directions' final carries, ``h`` and ``c``
+        alike; ``docs/method.md#bidirectional``)."""
         c = self.config
         e = self.encoder_embedding(src)
         pad = (src != 0) if c.mask_zero else None
         _, _, _, finals = self._stack(self.encoder_rnn, e, pad, None, "paper", None, False)
+        if c.bidirectional:
+            return jax.tree_util.tree_map(lambda a: a[0] + a[1], finals[-1])
         return finals[-1]
 
     def decode(self, dec_in, carries, *, keep=None, u_mask="paper", train=False,
@@ -438,7 +491,8 @@ def config_for(data, *, cell: str = "lstm", **kwargs) -> ModelConfig:
 
     ``io``, ``num_classes`` (target vocabulary for encoder-decoder), ``vocab_size``,
     ``in_len`` and ``out_len`` are read from ``data``; encoder-decoder sets ``mask_zero``.
-    Other fields (``layers``, ``units``, ``embed_dim``, ...) come from ``kwargs``.
+    Other fields (``layers``, ``units``, ``embed_dim``, ``bidirectional``, ``merge``, ...) come
+    from ``kwargs``.
     """
     encdec = data.io == "encoder_decoder"
     base = dict(io=data.io, cell=cell,

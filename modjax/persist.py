@@ -255,7 +255,7 @@ def _check_consistent(path, arrays, config, options, names) -> None:
     C = len(names)
     L, T = config.layers, config.steps
     F = config.cell_config.gate_width if options.gate_mode == "per_gate" else config.units
-    want = {"keep": (C, L, T, F) if options.mode == "unrolled" else (C, L, F),
+    want = {"keep": (C,) + config.keep_shape(F, options.mode == "unrolled"),
             "head_class": (C,), "has_positives": (C, T if options.mode == "unrolled" else 1)}
     for k, shape in want.items():
         if arrays[k].shape != shape:

@@ -56,6 +56,12 @@ def runs(tmp_path_factory):
                         progress=False, validate=False)
         save_model(str(tmp / io), config, params)
         models[io] = (config, params, data)
+    bi_cfg = config_for(models["many_to_many"][2], cell="gru", units=4, embed_dim=8,
+                        bidirectional=True, merge="sum")
+    bi_params, _ = fit(bi_cfg, models["many_to_many"][2], epochs=1, batch_size=32,
+                       learning_rate=1e-2, progress=False, validate=False)
+    save_model(str(tmp / "bi"), bi_cfg, bi_params)
+    models["bi"] = (bi_cfg, bi_params, models["many_to_many"][2])
     rng = np.random.default_rng(0)
     np.savez(tmp / "rand.npz", x_train=rng.integers(0, 7000, (150, 20)),
              y_train=rng.integers(0, 6, 150), x_test=rng.integers(0, 7000, (60, 20)),
@@ -79,6 +85,8 @@ def runs(tmp_path_factory):
                      f"--out={tmp / 'x2'}"],
         "vocab_mismatch": ["decompose", f"--model={m2o}", f"--data={tmp / 'bigvocab.npz'}",
                            f"--out={tmp / 'x5'}"],
+        "bidirectional": ["decompose", f"--model={tmp / 'bi'}", *_synth("many_to_many"),
+                          "--mode=unrolled", "--n_pos=100", f"--out={tmp / 'out_bi'}"],
         "help": ["--help"],
         # user errors: one line, exit status 2, no traceback, before any work
         "bad_flag_value": ["decompose", f"--model={m2o}", *_synth("many_to_one"),
@@ -121,6 +129,8 @@ def runs(tmp_path_factory):
             "unrolled": decompose(models["many_to_many"][1], models["many_to_many"][2],
                                   model=models["many_to_many"][0], mode="unrolled",
                                   u_mask="paper", n_pos=100),
+            "bidirectional": decompose(bi_params, models["bi"][2], model=bi_cfg,
+                                       mode="unrolled", n_pos=100),
         }
         if os.path.isfile(KERAS):
             from modjax.keras_import import from_keras_h5
@@ -191,6 +201,18 @@ def test_one_decomposition_per_run_unless_warm_times_is_asked(runs):
     a = load_decomposition(str(runs["tmp"] / "out_warm" / "decomposition"),
                            runs["models"]["many_to_one"][1])
     np.testing.assert_array_equal(np.asarray(a.keep), np.asarray(runs["refs"]["rolled"].keep))
+
+
+def test_decompose_bidirectional_end_to_end(runs):
+    """A bidirectional GRU tagger: report, figures and the saved [C, L, T, 2, H] keep vectors."""
+    out, _ = _ok(runs, "bidirectional")
+    config, params, data = runs["models"]["bi"]
+    md = _check_outputs(runs["tmp"] / "out_bi", data.class_names, True)
+    assert "BiGRU-1" in md
+    loaded = load_decomposition(str(runs["tmp"] / "out_bi" / "decomposition"), params)
+    ref = runs["refs"]["bidirectional"]
+    assert loaded.keep.shape == (len(data.class_names), 1, config.steps, 2, 4)
+    np.testing.assert_array_equal(np.asarray(loaded.keep), np.asarray(ref.keep))
 
 
 def test_keras_h5_end_to_end(runs):

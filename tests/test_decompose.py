@@ -103,8 +103,15 @@ def first(n, indices, pred):
 
 def literal_keep(config, params64, x, y, *, n_pos, max_remove, mode, rolled_obs,
                  relu_threshold=-0.5):
-    """Keep vectors ``[C, L, H]`` / ``[C, L, T, H]`` by docs/method.md#sampling to #removal, literally."""
+    """Keep vectors ``[C, L, H]`` / ``[C, L, T, H]`` by docs/method.md#sampling to #removal, literally.
+
+    A bidirectional model (docs/method.md#bidirectional) gets ``[C, L, (T,) 2, H]``: each
+    direction's units are scored and selected on their own (cap per direction), observed at
+    the same positions; a one-output model's "last step" is each direction's own (position
+    ``T - 1`` forward, 0 backward).
+    """
     C, L, H, T = config.num_classes, config.layers, config.units, config.steps
+    D = config.directions
     n_neg = math.ceil(n_pos / (C - 1))
     relu = config.activation == "relu"
     if relu:
@@ -115,29 +122,34 @@ def literal_keep(config, params64, x, y, *, n_pos, max_remove, mode, rolled_obs,
     fwd = jax.jit(lambda p, xi: apply_model(config, p, xi, return_hidden=True)[1]["hidden"])
     cache = {}
 
-    def hidden(i):  # [L, T, H] of example i, from a forward pass of that example alone
+    def hidden(i):  # [L, T, D, H] of example i, from a forward pass of that example alone
         if i not in cache:
             h = np.asarray(fwd(params64, x[i:i + 1]))
             assert h.dtype == np.float64
-            cache[i] = h[:, 0]
+            cache[i] = h[:, 0] if D == 2 else h[:, 0, :, None]
         return cache[i]
 
-    def sel(p, n):
+    def sel(p, n):  # p, n: lists of [D, H] observations -> keep [D, H], direction by direction
         if len(p) == 0 or len(n) == 0:
-            return np.ones(H, bool)
-        return select(np.stack(p), np.stack(n), max_remove)[0]
+            return np.ones((D, H), bool)
+        return np.stack([select(np.stack(p)[:, d], np.stack(n)[:, d], max_remove)[0]
+                         for d in range(D)])
+
+    def last(i, l):  # each direction's own last step
+        return np.stack([hidden(i)[l, T - 1 if d == 0 else 0, d] for d in range(D)])
 
     N = len(x)
-    keep = np.ones((C, L, T, H) if mode == "unrolled" else (C, L, H), bool)
+    keep = np.ones((C, L, T, D, H) if mode == "unrolled" else (C, L, D, H), bool)
     for c in range(C):
         if not config.many_output:
             P = first(n_pos, range(N), lambda i: y[i] == c)
             Ng = first(n_neg, range(N), lambda i: y[i] != c)
             for l in range(L):
-                if mode == "rolled":
-                    steps = [T - 1] if rolled_obs == "last_step" else list(range(T))
-                    op = [hidden(i)[l, t] for i in P for t in steps]
-                    on = [hidden(i)[l, t] for i in Ng for t in steps]
+                if mode == "rolled" and rolled_obs == "last_step":
+                    keep[c, l] = sel([last(i, l) for i in P], [last(i, l) for i in Ng])
+                elif mode == "rolled":
+                    op = [hidden(i)[l, t] for i in P for t in range(T)]
+                    on = [hidden(i)[l, t] for i in Ng for t in range(T)]
                     keep[c, l] = sel(op, on)
                 else:
                     for t in range(T):
@@ -162,7 +174,7 @@ def literal_keep(config, params64, x, y, *, n_pos, max_remove, mode, rolled_obs,
             if mode == "rolled":
                 for l in range(L):
                     keep[c, l] = sel(pooled_p[l], pooled_n[l])
-    return keep
+    return keep if D == 2 else keep[..., 0, :]
 
 
 LITERAL_CASES = [
@@ -180,6 +192,12 @@ LITERAL_CASES = [
     ("relu_m2o", "rolled", "last_step"),
     ("relu_m2o", "unrolled", "last_step"),
     ("relu_o2m", "rolled", "last_step"),
+    ("bilstm_m2m", "rolled", "last_step"),
+    ("bilstm_m2m", "unrolled", "last_step"),
+    ("bigru_m2o", "rolled", "last_step"),
+    ("bigru_m2o", "rolled", "all_steps"),
+    ("bigru_m2o", "unrolled", "last_step"),
+    ("birelu_m2o", "rolled", "last_step"),
 ]
 
 

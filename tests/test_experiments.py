@@ -252,3 +252,31 @@ def test_report_coverage_counts_the_full_grid():
     assert cov[("clinc", "artifact")] == ("1 / 24", "**incomplete**")
     assert cov[("clinc", "per_gate")] == ("1 / 16", "**incomplete**")
     assert ("toxic", "per_gate") not in cov and len(cov) == 10
+
+
+def test_bidirectional_cells_and_read_only_model_caches(tmp_path):
+    """``bilstm`` names a bidirectional LSTM (its own cache entry and label); a model found in
+    a read-only cache is loaded from there and nothing is written to it."""
+    from modjax.checkpoint import save_model
+    from modjax.data.synthetic import load_synthetic
+    from modjax.models import init_params
+
+    assert runner.split_cell("bilstm") == ("lstm", True)
+    assert runner.split_cell("gru") == ("gru", False)
+    assert runner.model_label("bilstm", 2) == "BiLSTM-2"
+    data = load_synthetic("many_to_many", n_train=64, n_test=8, seed=0)
+    spec = runner.parse_dataset("synthetic:many_to_many")
+    cfg = runner.paper_config(data, spec, "bilstm", 1, units=4)
+    assert cfg.bidirectional and cfg.cell == "lstm" and cfg.merge == "concat"
+    assert runner.model_name(spec, "bilstm", 1, 1, 32, 0, None, 4) != \
+        runner.model_name(spec, "lstm", 1, 1, 32, 0, None, 4)
+    ro = tmp_path / "readonly"
+    params = init_params(cfg, seed=3)
+    save_model(str(ro / "m"), cfg, params)
+    before = sorted(os.listdir(ro))
+    got, _, cached = runner.train_or_load(cfg, data, str(tmp_path / "own" / "m"), epochs=1,
+                                          batch_size=32, seed=0,
+                                          read_only_dirs=[str(ro / "m")])
+    assert cached and sorted(os.listdir(ro)) == before
+    assert not os.path.exists(tmp_path / "own")
+    assert (got["rnn_0"]["kernel"] == params["rnn_0"]["kernel"]).all()

@@ -122,12 +122,13 @@ def keras_reference(h5_path, x, logits=False, artifact=False, repeat=None):
         layers = json.loads(f.attrs["model_config"])["config"]["layers"]
         mw = f["model_weights"]
 
-        def weights(name):
+        def weights(name, part=None):  # part: "forward" / "backward" of a Bidirectional
             g = mw[name]
             out = {}
             for n in g.attrs["weight_names"]:
                 n = n.decode() if isinstance(n, bytes) else n
-                out[n.rsplit("/", 1)[-1].split(":")[0]] = np.asarray(g[n][()], np.float64)
+                if part is None or part in n:
+                    out[n.rsplit("/", 1)[-1].split(":")[0]] = np.asarray(g[n][()], np.float64)
             return out
 
         v, mask, seq = None, None, True
@@ -149,6 +150,16 @@ def keras_reference(h5_path, x, logits=False, artifact=False, repeat=None):
                 seq = cfg["return_sequences"]
                 if not seq:
                     v = v[:, -1]
+            elif cls == "Bidirectional":  # the backward layer reads the reversed sequence
+                kind, icfg = cfg["layer"]["class_name"], cfg["layer"]["config"]
+                fw = _keras_rnn(kind, icfg, weights(cfg["name"], "forward"), v, mask, artifact)
+                bw = _keras_rnn(kind, icfg, weights(cfg["name"], "backward"), v[:, ::-1],
+                                None if mask is None else mask[:, ::-1], artifact)
+                if icfg["return_sequences"]:
+                    fw, bw = fw, bw[:, ::-1]  # outputs back in input order
+                else:
+                    fw, bw = fw[:, -1], bw[:, -1]  # each direction's final output
+                v = np.concatenate([fw, bw], -1) if cfg["merge_mode"] == "concat" else fw + bw
             elif cls in ("Dense", "TimeDistributed"):
                 w = weights(cfg["name"])
                 act = (cfg["layer"]["config"] if cls == "TimeDistributed" else cfg)["activation"]
@@ -407,6 +418,57 @@ def test_synthetic_stacked_lstm_many_to_many(tmp_path):
     np.testing.assert_allclose(got, keras_reference(path, x), atol=1e-5, rtol=0)
 
 
+def _bidirectional(name, inner, merge_mode="concat"):
+    return _layer("Bidirectional", name, layer=inner, merge_mode=merge_mode)
+
+
+def _bi_weights(rng, cls, name, cell_name, D, H, reset_after=False):
+    """Keras's Bidirectional layout: the forward layer's weights, then the backward's."""
+    return (_rnn_weights(rng, cls, f"{name}/forward_{cell_name}", cell_name, D, H, reset_after)
+            + _rnn_weights(rng, cls, f"{name}/backward_{cell_name}", cell_name, D, H,
+                           reset_after))
+
+
+@pytest.mark.parametrize("cls,merge,io", [("LSTM", "concat", "many_to_many"),
+                                          ("GRU", "sum", "many_to_one"),
+                                          ("SimpleRNN", "concat", "many_to_one")])
+def test_synthetic_bidirectional(tmp_path, cls, merge, io):
+    """Bidirectional(LSTM / GRU / SimpleRNN), two stacked, each merge, masked inputs: the
+    import matches Keras's equations (backward layer on the reversed sequence)."""
+    rng = np.random.default_rng(7)
+    V, E, T, H, C = 20, 4, 6, 3, 4
+    seq = io == "many_to_many"
+    ra = cls == "GRU"
+    kw = dict(reset_after=True) if ra else {}
+    layers = [_layer("Embedding", "embedding", input_dim=V, output_dim=E, mask_zero=True,
+                     batch_input_shape=[None, T], input_length=T),
+              _bidirectional("bidi", _rnn(cls, "rnn", H, return_sequences=True, **kw), merge),
+              _bidirectional("bidi_1", _rnn(cls, "rnn_1", H, return_sequences=seq, **kw), merge),
+              (_layer("TimeDistributed", "td", layer=_dense("dense", C)) if seq
+               else _dense("dense", C))]
+    D2 = 2 * H if merge == "concat" else H
+    cell = cls.lower() + "_cell"
+    weights = {"embedding": [("embedding/embeddings:0", _rand(rng, V, E))],
+               "bidi": _bi_weights(rng, cls, "bidi", cell, E, H, ra),
+               "bidi_1": _bi_weights(rng, cls, "bidi_1", cell, D2, H, ra),
+               "td" if seq else "dense": [("head/kernel:0", _rand(rng, D2, C)),
+                                          ("head/bias:0", _rand(rng, C))]}
+    path = str(tmp_path / "bi.h5")
+    write_keras_h5(path, layers, weights)
+    config, params = from_keras_h5(path)
+    assert (config.io, config.bidirectional, config.merge, config.layers) == (io, True, merge, 2)
+    assert params["rnn_1"]["kernel"].shape == (2, D2, {"LSTM": 4, "GRU": 3}.get(cls, 1) * H)
+    x = rng.integers(1, V, size=(7, T)).astype(np.int32)
+    x[0, -2:] = 0  # post-padding: the backward layer starts on padding and holds zeros
+    x[1, :2] = 0
+    np.testing.assert_allclose(_probs(config, params, x), keras_reference(path, x), atol=1e-5,
+                               rtol=0)
+    # the directions really differ: swapping them changes the output
+    swapped = {k: ({n: a[::-1] for n, a in v.items()} if k.startswith("rnn_") else v)
+               for k, v in params.items()}
+    assert np.abs(_probs(config, swapped, x) - _probs(config, params, x)).max() > 1e-4
+
+
 def test_synthetic_relu_simple_rnn_one_to_one(tmp_path):
     rng = np.random.default_rng(4)
     V, E, T, H, C = 12, 3, 4, 6, 3
@@ -435,8 +497,12 @@ def _base(T=5, H=4, C=3, rnn=None, head=None, extra=()):
 
 
 BAD = {
-    "bidirectional": (_base(rnn=_layer("Bidirectional", "bidi", layer={}, merge_mode="concat")),
-                      r"'bidi' \(Bidirectional\)"),
+    "bidirectional": (_base(rnn=_layer("Bidirectional", "bidi", layer=_rnn("LSTM", "lstm", 4),
+                                       merge_mode="mul")),
+                      r"'bidi' \(Bidirectional\).*merge_mode 'mul'"),
+    "bidirectional_dense": (_base(rnn=_layer("Bidirectional", "bidi",
+                                             layer=_dense("dense_in", 4), merge_mode="concat")),
+                            r"'bidi' \(Bidirectional\).*wrapped layer class 'Dense'"),
     "conv1d": (_base(extra=[_layer("Conv1D", "conv1d", filters=4, kernel_size=3)]),
                r"'conv1d' \(Conv1D\)"),
     "go_backwards": (_base(rnn=_rnn("LSTM", "lstm", 4, go_backwards=True)),

@@ -94,3 +94,52 @@ def test_step_row_is_exact():
     f = jax.jit(_step_row)
     for t in range(6):
         np.testing.assert_array_equal(np.asarray(f(jnp.asarray(table), t)), table[t])
+
+
+@pytest.mark.parametrize("cell,activation,gate,reset_after", VARIANTS)
+def test_scan_directions_matches_two_float64_loops(cell, activation, gate, reset_after):
+    """Both directions in one vmapped scan: direction 0 reads positions 0..T-1, direction 1
+    reads T-1..0 (outputs in input order), each with its own weights and initial carry,
+    padded positions held; a per-step keep of direction 1 at position t masks its step t."""
+    from modjax.cells import masked_cell_params
+    from modjax.layers import scan_directions
+
+    cfg = CellConfig(cell, 5, activation, gate, reset_after)
+    ps = [_init(cfg, 4, seed=s) for s in (3, 4)]
+    p2 = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), ps[0], ps[1])
+    rng = np.random.default_rng(8)
+    xs = rng.normal(size=(3, 6, 4)).astype(np.float32)
+    pad = np.ones((3, 6), bool)
+    pad[0, -2:] = False
+    pad[1, :1] = False
+    h0 = rng.normal(size=(2, 3, 5)).astype(np.float32)
+    c0 = rng.normal(size=(2, 3, 5)).astype(np.float32)
+    init = (jnp.asarray(h0), jnp.asarray(c0)) if cell == "lstm" else jnp.asarray(h0)
+    hs, final = scan_directions(cfg, p2, jnp.asarray(xs), bidirectional=True,
+                                initial_carry=init, pad_mask=pad)
+    assert hs.shape == (3, 6, 2, 5)
+    kw = dict(activation=activation, gate=gate, reset_after=reset_after)
+    for d in range(2):
+        want, h_last, _ = ref.run(cell, ps[d], xs, h0[d], c0[d], pad=pad, reverse=d == 1, **kw)
+        np.testing.assert_allclose(np.asarray(hs[:, :, d]), want, atol=1e-5, rtol=0)
+        fh = final[0][d] if cell == "lstm" else final[d]
+        np.testing.assert_allclose(np.asarray(fh), h_last, atol=1e-5, rtol=0)
+    # per-step keep: only position 1 of the backward direction removes unit 0
+    keep = np.ones((6, 2, 5), np.float32)
+    keep[1, 1, 0] = 0.0
+    hk, _ = scan_directions(cfg, p2, jnp.asarray(xs), bidirectional=True, keep=keep,
+                            u_mask="paper")
+    np.testing.assert_allclose(np.asarray(hk[:, :, 0]), np.asarray(
+        scan_directions(cfg, p2, jnp.asarray(xs), bidirectional=True)[0][:, :, 0]), atol=1e-6)
+    h, c = np.zeros((3, 5)), np.zeros((3, 5))
+    want = np.zeros((3, 6, 5))
+    for t in range(5, -1, -1):  # the backward direction, dense masked weights at t = 1
+        m = masked_cell_params(cfg, ps[1], jnp.asarray(keep[t, 1]), "paper")
+        m = {k: np.asarray(v, np.float64) for k, v in m.items()}
+        h, c2 = ref.step(cell, m, h, c, xs[:, t].astype(np.float64), **kw)
+        c = c if c2 is None else c2
+        want[:, t] = h
+    np.testing.assert_allclose(np.asarray(hk[:, :, 1]), want, atol=1e-5, rtol=0)
+    full = np.asarray(scan_directions(cfg, p2, jnp.asarray(xs), bidirectional=True)[0])
+    assert np.abs(want[:, 1, 0] - full[:, 1, 1, 0]).max() > 1e-4  # the removal took effect
+    np.testing.assert_allclose(want[:, 2:], full[:, 2:, 1], atol=1e-5)  # not before it ran

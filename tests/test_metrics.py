@@ -236,21 +236,22 @@ def _literal_positional_and_retention(d, p):
     return np.array(pos), np.array(ret)
 
 
-@pytest.mark.parametrize("cell,mode,u_mask,head_rows", [
-    ("lstm", "rolled", "code", "step"), ("gru", "unrolled", "paper", "step"),
-    ("simple", "unrolled", "code", "last"), ("lstm", "unrolled", "paper", "first"),
-    ("gru", "rolled", "paper", "none")])
-def test_vectorised_metrics_equal_their_literal_definitions(cell, mode, u_mask, head_rows):
+@pytest.mark.parametrize("cell,mode,u_mask,head_rows,bi", [
+    ("lstm", "rolled", "code", "step", False), ("gru", "unrolled", "paper", "step", False),
+    ("simple", "unrolled", "code", "last", False), ("lstm", "unrolled", "paper", "first", False),
+    ("gru", "rolled", "paper", "none", False), ("lstm", "unrolled", "paper", "step", True),
+    ("gru", "rolled", "code", "step", True)])
+def test_vectorised_metrics_equal_their_literal_definitions(cell, mode, u_mask, head_rows, bi):
     """Two layers, 5 classes, random keeps; weights rounded to a coarse grid so that many
     values repeat and zeros occur (the distinct-value count matters)."""
     from modjax.models import init_params
 
     cfg = ModelConfig(io="many_to_many", cell=cell, num_classes=5, vocab_size=20, in_len=4,
-                      layers=2, units=6, embed_dim=3)
+                      layers=2, units=6, embed_dim=3, bidirectional=bi)
     rng = np.random.default_rng(1)
     p = {k: {n: (np.round(np.asarray(v) * 8) / 8).astype(np.float32) for n, v in d.items()}
          for k, d in init_params(cfg, 0).items()}
-    shape = (5, 2, 4, 6) if mode == "unrolled" else (5, 2, 6)
+    shape = ((5, 2, 4) if mode == "unrolled" else (5, 2)) + ((2,) if bi else ()) + (6,)
     keep = rng.random(shape) > 0.3
     d = Decomposition(keep=jnp.asarray(keep), head_class=jnp.arange(5, dtype=jnp.int32),
                       has_positives=jnp.ones((5, 4 if mode == "unrolled" else 1), bool),

@@ -18,8 +18,9 @@ from modjax.train import fit
 
 N_TRAIN = 1200
 
-#: name -> (cell, io, activation, layers, units). Every cell type appears with a one-output
-#: and a many-output architecture; every I/O type (but encoder-decoder) appears at least once.
+#: name -> (cell, io, activation, layers, units[, merge of a bidirectional model]). Every cell
+#: type appears with a one-output and a many-output architecture; every I/O type (but
+#: encoder-decoder) appears at least once.
 MODELS = {
     "simple_m2o": ("simple", "many_to_one", "tanh", 2, 12),
     "simple_m2m": ("simple", "many_to_many", "tanh", 1, 12),
@@ -29,6 +30,9 @@ MODELS = {
     "gru_m2m": ("gru", "many_to_many", "tanh", 1, 12),
     "relu_m2o": ("simple", "many_to_one", "relu", 1, 16),
     "relu_o2m": ("simple", "one_to_many", "relu", 1, 16),
+    "bilstm_m2m": ("lstm", "many_to_many", "tanh", 2, 8, "concat"),
+    "bigru_m2o": ("gru", "many_to_one", "tanh", 1, 8, "sum"),
+    "birelu_m2o": ("simple", "many_to_one", "relu", 1, 8, "concat"),
 }
 
 
@@ -39,11 +43,12 @@ def task(io: str):
 
 
 def config_for(name: str) -> ModelConfig:
-    cell, io, activation, layers, units = MODELS[name]
+    cell, io, activation, layers, units, *merge = MODELS[name]
     d = task(io)
     return ModelConfig(io=io, cell=cell, num_classes=d.num_classes, vocab_size=d.vocab_size,
                        in_len=d.in_len, out_len=d.out_len, layers=layers, units=units,
-                       embed_dim=8, activation=activation)
+                       embed_dim=8, activation=activation, bidirectional=bool(merge),
+                       merge=merge[0] if merge else "concat")
 
 
 @functools.lru_cache(maxsize=None)
