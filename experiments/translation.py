@@ -337,7 +337,8 @@ def render(rows: List[dict], path: str, command: str, bench: dict = None) -> Non
                if (c, k) not in models]
     presets = sorted({r["preset"] for r in rows})
     datasets = sorted({r["dataset"] for r in rows})
-    sizes = {p: PRESETS.get(p) for p in presets}
+    used = sorted({json.dumps({k: r["settings"].get(k) for k in ("size", "limit_test", "first")},
+                              sort_keys=True) for r in rows if "settings" in r})
     lines = [
         "# Table II, translation rows: per-language modules of an encoder-decoder",
         "",
@@ -347,14 +348,17 @@ def render(rows: List[dict], path: str, command: str, bench: dict = None) -> Non
         "Rows computed by: " + "; ".join(f"`{c}`" for c in sorted({r["command"] for r in rows}))
         + ".",
         "",
-        f"Data: {', '.join(datasets)}; preset(s) {', '.join(presets)}: "
-        + "; ".join(f"{p} = {json.dumps(s)}" for p, s in sizes.items()) + ".",
+        f"Data: {', '.join(datasets)}; preset(s) {', '.join(presets)}; settings of the rows "
+        "(model size, training, test pairs decoded per language): "
+        + "; ".join(f"`{u}`" for u in used) + ". The `cpu` preset itself: "
+        f"`{json.dumps(PRESETS['cpu'])}`.",
         "Modules: one per target language, `preset=\"artifact\"` (1,000 positives per "
         "language, 500 per other language; docs/method.md#encoder-decoder). BLEU-1 is the "
         "paper's (corpus BLEU, unigram weights, no smoothing, tagged raw references, hypotheses "
         "with the start tag); sacreBLEU is 4-gram BLEU on untagged text. δ = module − "
         "monolithic on the first pairs of each language (the paper's 500); \"(all)\": every "
-        "test pair of the language. The split is the training one (seed 19), so test pairs are "
+        "decoded test pair of the language (the whole test split unless the settings' "
+        "`limit_test` caps it). The split is the training one (seed 19), so test pairs are "
         "unseen in training and decomposition; the paper's evaluation used another split (its "
         "BLEU test pairs overlapped training).",
         "",
@@ -377,7 +381,7 @@ def render(rows: List[dict], path: str, command: str, bench: dict = None) -> Non
             f"{n} (model, language) pairs; the paper on the same models: mean "
             f"{f(pm, signed=True)}, median {f(pmd, signed=True)} ({pn}); the paper on all 36: "
             f"mean {f(am, signed=True)}, median {f(amd, signed=True)} (its text quotes "
-            f"{PAPER_MEAN_DELTA[mode]:+.2f}). Whole test split: mean "
+            f"{PAPER_MEAN_DELTA[mode]:+.2f}). All decoded test pairs: mean "
             f"{f(s['delta_all'][0], signed=True)}; sacreBLEU δ mean "
             f"{f(s['delta_sacrebleu_all'][0], signed=True)}. JI mean {f(jm, '.3f')} "
             f"(paper's average {f(s['paper_avg_ji'], '.2f')}).")
@@ -386,11 +390,12 @@ def render(rows: List[dict], path: str, command: str, bench: dict = None) -> Non
                   f"{f(bench['scan_sps'], '.0f')} sentences/s, prefix re-running "
                   f"{f(bench['prefix_sps'], '.0f')} sentences/s: {f(bench['speedup'], '.1f')}× "
                   f"faster; modules {f(bench.get('module_sps'), '.0f')} sentences/s."]
-    timing = [r for r in rows if r.get("train_s")]
+    timing = {(r["preset"], r["model"]): r for r in rows if r.get("train_s")}
     if timing:
-        lines += ["", "Training time per model (s): " + ", ".join(
-            f"{r['model']} {r['train_s']:.0f}" for r in timing if r["language"] == timing[0][
-                "language"] and r["mode"] == timing[0]["mode"]) + "."]
+        lines += ["", "Training wall time per model (machine shared with other jobs): " + ", ".join(
+            f"{r['model']} {r['train_s']:.0f} s ({r['n_train']} pairs; per epoch "
+            + "/".join(f"{e:.0f}" for e in (r.get("epoch_s") or [])) + " s)"
+            for r in timing.values()) + "."]
     runner.write_atomic(path, "\n".join(lines) + "\n")
     runner.write_atomic(os.path.splitext(path)[0] + ".json", json.dumps(
         {"command": command, "hardware": runner.hardware(), "summary": summ, "bench": bench,
