@@ -78,7 +78,8 @@ def main(argv=None) -> dict:
     dec_in = np.concatenate([start[:, None], rng.integers(8, config.num_classes, (n, T - 1))],
                             1).astype(np.int32)
     decomp = decompose(params, ((src, dec_in), lang.astype(np.int32)), model=config,
-                       preset="artifact", mode="rolled", n_pos=100, n_neg=50)
+                       class_names=("l0", "l1", "l2"), preset="artifact", mode="rolled",
+                       n_pos=100, n_neg=50)
     runs = {
         "scan": lambda: greedy_decode(config, params, src, start, end_ids=end),
         "prefix": lambda: prefix_decode(config, params, src, start, end),

@@ -399,7 +399,8 @@ def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
         raise ValueError(f"module={module!r} needs decomp (the decomposition it indexes)")
     keep = _check_keep(keep, config)
     bound = None
-    if keep is not None and u_mask == "code" and keep.shape[-1] == config.units:
+    if keep is not None and u_mask == "code" and keep.shape[-1] == config.units and \
+            not validate.is_tracer(keep):
         bound = int(jnp.max(jnp.sum(keep < 0.5, axis=-1)))  # static: removed units per step
     ends = jnp.full((src.shape[0],), -1, jnp.int32) if end_ids is None else \
         jnp.asarray(end_ids, jnp.int32)
