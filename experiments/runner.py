@@ -396,6 +396,18 @@ def hardware() -> str:
     return f"{cpu}, {len(os.sched_getaffinity(0))} cores{mem}{dev}"
 
 
+def exit_on_value_error(fn, *args):
+    """``fn(*args)``; a ``ValueError`` (a bad flag or input, its message naming it) ends the
+    program with its message on one line of stderr and exit status 2, without a traceback."""
+    import sys
+
+    try:
+        return fn(*args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 # -- rendering ---------------------------------------------------------------------------------
 def fmt(v, spec: str = ".2f", signed: bool = False) -> str:
     """A number for a table; ``–`` for missing or NaN."""

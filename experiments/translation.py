@@ -402,30 +402,36 @@ def render(rows: List[dict], path: str, command: str, bench: dict = None) -> Non
          "rows": rows}, indent=1, sort_keys=True, default=str))
 
 
+def report(command: str) -> None:
+    """Render ``--report`` from every stored row, with the decoding benchmark's numbers when
+    ``decode_benchmark.json`` sits beside it."""
+    store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT, KEY)
+    bench_path = os.path.join(os.path.dirname(FLAGS.report), "decode_benchmark.json")
+    bench = None
+    if os.path.isfile(bench_path):
+        with open(bench_path) as fh:
+            bench = json.load(fh).get("summary")
+    render(list(store.rows.values()), FLAGS.report, command, bench)
+    print(f"report: {FLAGS.report}")
+
+
+def program(command: str) -> None:
+    """Run the grid (unless ``--render_only``), print its rows, write the report."""
+    for r in [] if FLAGS.render_only else run(command):
+        print(f"{r['mode']:8s} {r['model']:7s} {r['language']}: BLEU-1 {r['mono_bleu1']:.2f}"
+              f" -> {r['module_bleu1']:.2f} (δ {r['delta']:+.2f}, paper "
+              f"{runner.fmt(r['paper_delta'], signed=True)}), JI {r['ji']:.3f}")
+    if FLAGS.report:
+        report(command)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.INFO)
-    command = "python -m experiments.translation " + " ".join(sys.argv[1:])
-    try:
-        rows = [] if FLAGS.render_only else run(command)
-        for r in rows:
-            print(f"{r['mode']:8s} {r['model']:7s} {r['language']}: BLEU-1 {r['mono_bleu1']:.2f}"
-                  f" -> {r['module_bleu1']:.2f} (δ {r['delta']:+.2f}, paper "
-                  f"{runner.fmt(r['paper_delta'], signed=True)}), JI {r['ji']:.3f}")
-        if FLAGS.report:
-            store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT, KEY)
-            bench_path = os.path.join(os.path.dirname(FLAGS.report), "decode_benchmark.json")
-            bench = None
-            if os.path.isfile(bench_path):
-                with open(bench_path) as fh:
-                    bench = json.load(fh).get("summary")
-            render(list(store.rows.values()), FLAGS.report, command, bench)
-            print(f"report: {FLAGS.report}")
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    runner.exit_on_value_error(program, "python -m experiments.translation "
+                               + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":
