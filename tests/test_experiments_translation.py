@@ -64,3 +64,33 @@ def test_summary_by_hand():
     assert s["rolled"]["paper_delta_same_models"][0] == pytest.approx(0.07 / 3)
     assert s["unrolled"]["delta"] == (0.0, 0.0, 1)
     assert s["unrolled"]["paper_delta_same_models"] == (None, None, 0)
+
+
+def test_subset_keeps_decoder_inputs_and_languages_aligned():
+    import numpy as np
+
+    from experiments import runner
+    from modjax.data.synthetic import load_synthetic
+
+    d = load_synthetic("encoder_decoder", n_train=50, n_test=20, seed=0)
+    s = runner.subset(d, 10, 5, seed=3)
+    idx = [int(np.nonzero((d.x_train == row).all(1) & (d.y_train == y).all(1))[0][0])
+           for row, y in zip(s.x_train, s.y_train)]
+    assert len(idx) == 10 and idx == sorted(idx)
+    np.testing.assert_array_equal(s.decoder_input_train, d.decoder_input_train[idx])
+    np.testing.assert_array_equal(s.concern_train, d.concern_train[idx])
+    np.testing.assert_array_equal(s.concern_test, d.concern_test[:5])
+    np.testing.assert_array_equal(s.decoder_input_test, d.decoder_input_test[:5])
+
+
+def test_exit_on_value_error(capsys):
+    from experiments import runner
+
+    assert runner.exit_on_value_error(lambda a: a + 1, 1) == 2
+
+    def bad():
+        raise ValueError("--x must be 1, got 2")
+
+    with pytest.raises(SystemExit) as e:
+        runner.exit_on_value_error(bad)
+    assert e.value.code == 2 and capsys.readouterr().err == "error: --x must be 1, got 2\n"
