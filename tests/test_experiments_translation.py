@@ -29,6 +29,7 @@ def test_smoke_end_to_end_and_resume(tmp_path):
         assert r["delta_all"] == pytest.approx(r["module_bleu1_all"] - r["mono_bleu1_all"])
         assert 0 < r["mono_bleu1"] <= 100 and 0 < r["ji"] <= 1
         assert r["n_test"] > 0 and r["n_first"] == min(500, r["n_test"])
+        assert 0 <= r["n_unseen"] <= r["n_test"]
     md = report.read_text()
     assert "Coverage: 1 of 12 models" in md and "| rolled | LSTM-1 | rev |" in md
     assert "python -m experiments.translation --smoke" in md
@@ -94,3 +95,16 @@ def test_exit_on_value_error(capsys):
     with pytest.raises(SystemExit) as e:
         runner.exit_on_value_error(bad)
     assert e.value.code == 2 and capsys.readouterr().err == "error: --x must be 1, got 2\n"
+
+
+def test_unseen_sources_by_hand():
+    import types
+
+    import numpy as np
+
+    from experiments import translation as tx
+
+    data = types.SimpleNamespace(x_train=np.array([[1, 2, 0], [3, 4, 5]]),
+                                 x_test=np.array([[1, 2, 0], [1, 2, 5], [3, 4, 5], [9, 9, 9]]))
+    # language 0: test rows 0 (seen) and 3 (unseen); language 1: rows 2 (seen), 1 (unseen)
+    assert tx.unseen_sources(data, [np.array([0, 3]), np.array([2, 1])]) == [[1], [1]]
