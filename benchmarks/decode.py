@@ -4,7 +4,8 @@ An encoder-decoder of the translation ``cpu`` preset's size (embedding 64, hidde
 and target vocabularies of 8,000, 20 source tokens, 20 decoder steps) with random
 (``init_params``, scaled ×3 so decoding does not stop at once) weights, or a trained checkpoint
 (``--model_dir``). ``--n`` random source sentences, each with a random target language, are
-decoded four ways, each timed after a warm-up call (median of ``--reps``, sentences/s):
+decoded four ways, each timed after a warm-up call (median of ``--reps`` interleaved rounds,
+sentences/s):
 
 * **scan**: :func:`modjax.greedy_decode`, one compiled ``lax.scan`` over output steps with an
   incremental decoder state, for the whole batch;
@@ -35,15 +36,21 @@ from modjax.models import ModelConfig, greedy_decode, init_params
 from modjax.translation import prefix_decode
 
 
-def timed(fn, reps: int) -> float:
-    """Median seconds of ``fn()`` over ``reps`` calls, after one warm-up call."""
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+def timed(fns: dict, reps: int) -> dict:
+    """Median seconds of every ``fns[k]()`` over ``reps`` rounds, after one warm-up call each.
+
+    The calls are interleaved (one of each per round), so a machine shared with other jobs
+    slows every variant alike.
+    """
+    for fn in fns.values():
         jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main(argv=None) -> dict:
@@ -89,7 +96,7 @@ def main(argv=None) -> dict:
                                                module=0),
     }
     same = np.array_equal(np.asarray(runs["scan"]()), runs["prefix"]())
-    secs = {k: timed(f, args.reps) for k, f in runs.items()}
+    secs = timed(runs, args.reps)
     sps = {k: n / s for k, s in secs.items()}
     summary = {"what": f"benchmarks/decode.py, {what}, {n} sentences, {T} steps",
                "scan_sps": sps["scan"], "prefix_sps": sps["prefix"],

@@ -16,8 +16,11 @@ compiled greedy scan (:func:`modjax.models.greedy_decode`), and scores the words
 """
 from __future__ import annotations
 
+import functools
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from modjax import bleu
@@ -139,6 +142,16 @@ def _module_args(config, decomp, module):
             decomp.options.head_rows)
 
 
+@functools.partial(jax.jit, static_argnames=("config", "u_mask", "head_rows"))
+def _prefix_argmax(params, src, prefix, keep, *, config, u_mask: str, head_rows: str):
+    """Arg-max ids ``[N, out_len]`` of one full pass of the model on ``prefix [N, out_len]``."""
+    from modjax.models import apply_model
+
+    logits = apply_model(config, params, src, prefix, keep=keep, u_mask=u_mask,
+                         head_rows=head_rows)
+    return jnp.argmax(logits, -1).astype(jnp.int32)
+
+
 def prefix_decode(config, params, src: np.ndarray, start_ids: np.ndarray, end_ids: np.ndarray,
                   *, decomp=None, module: Optional[int] = None) -> np.ndarray:
     """Greedy decoding the authors' way, for comparison: at step ``i`` the whole model
@@ -148,14 +161,8 @@ def prefix_decode(config, params, src: np.ndarray, start_ids: np.ndarray, end_id
     ``src [N, in_len]``, ``start_ids``, ``end_ids [N]`` -> ``[N, out_len]`` ids (0 after an
     example's end id), the same contract as :func:`modjax.models.greedy_decode`.
     """
-    import jax
-    import jax.numpy as jnp
-
-    from modjax.models import apply_model
-
     keep, u_mask, head_rows = _module_args(config, decomp, module)
-    run = jax.jit(lambda p, x, d, k: jnp.argmax(apply_model(
-        config, p, x, d, keep=k, u_mask=u_mask, head_rows=head_rows), -1).astype(jnp.int32))
+    run = functools.partial(_prefix_argmax, config=config, u_mask=u_mask, head_rows=head_rows)
     src = np.asarray(src, np.int32)
     n, T = src.shape[0], config.out_len
     prefix = np.zeros((n, T), np.int32)
