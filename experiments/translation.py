@@ -373,7 +373,11 @@ def render(rows: List[dict], path: str, command: str, bench: dict = None) -> Non
         f"Data: {', '.join(datasets)}; preset(s) {', '.join(presets)}; settings of the rows "
         "(model size, training, test pairs decoded per language): "
         + "; ".join(f"`{u}`" for u in used) + ". The `cpu` preset itself: "
-        f"`{json.dumps(PRESETS['cpu'])}`.",
+        f"`{json.dumps(PRESETS['cpu'])}`."
+        + (" Some rows were computed with a reduced size (fewer training pairs, epochs or "
+           "test pairs than their preset): their numbers are not the preset's."
+           if any(r.get("settings", {}).get("size") != PRESETS.get(r["preset"])
+                  or r.get("settings", {}).get("limit_test") for r in rows) else ""),
         "Modules: one per target language, `preset=\"artifact\"` (1,000 positives per "
         "language, 500 per other language; docs/method.md#encoder-decoder). BLEU-1 is the "
         "paper's (corpus BLEU, unigram weights, no smoothing, tagged raw references, hypotheses "
