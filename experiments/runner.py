@@ -100,6 +100,12 @@ def parse_dataset(dataset: str, source: str = "local") -> DatasetSpec:
     return DatasetSpec(id=d, name=d, source=source, io=IO_OF[d], paper_name=d)
 
 
+def _split_fields(data, split: str) -> List[str]:
+    """The per-example arrays of a split (encoder-decoder: also decoder inputs and languages)."""
+    return [f"{k}_{split}" for k in ("x", "y", "decoder_input", "concern")
+            if getattr(data, f"{k}_{split}", None) is not None]
+
+
 def subset(data, limit_train: Optional[int], limit_test: Optional[int], seed: int):
     """``data`` with a seeded random subset of ``limit_train`` training examples (sorted, so
     dataset order is kept) and the first ``limit_test`` test examples."""
@@ -109,9 +115,9 @@ def subset(data, limit_train: Optional[int], limit_test: Optional[int], seed: in
     if limit_train and limit_train < len(data.x_train):
         idx = np.sort(np.random.RandomState(seed).choice(len(data.x_train), limit_train,
                                                          replace=False))
-        changes.update(x_train=data.x_train[idx], y_train=data.y_train[idx])
+        changes.update({k: getattr(data, k)[idx] for k in _split_fields(data, "train")})
     if limit_test and limit_test < len(data.x_test):
-        changes.update(x_test=data.x_test[:limit_test], y_test=data.y_test[:limit_test])
+        changes.update({k: getattr(data, k)[:limit_test] for k in _split_fields(data, "test")})
     return dataclasses.replace(data, **changes) if changes else data
 
 
@@ -405,6 +411,18 @@ def hardware() -> str:
     except Exception:  # pragma: no cover
         dev = ""
     return f"{cpu}, {len(os.sched_getaffinity(0))} cores{mem}{dev}"
+
+
+def exit_on_value_error(fn, *args):
+    """``fn(*args)``; a ``ValueError`` (a bad flag or input, its message naming it) ends the
+    program with its message on one line of stderr and exit status 2, without a traceback."""
+    import sys
+
+    try:
+        return fn(*args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 # -- rendering ---------------------------------------------------------------------------------

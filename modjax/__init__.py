@@ -6,7 +6,7 @@ votes with modules taken from different models (reuse, replacement). ``compact``
 into a smaller ordinary model; ``minimal_modules`` finds the smallest modules within a
 validation cost.
 """
-from modjax import metrics
+from modjax import bleu, metrics, translation
 from modjax.cells import CELL_TABLE, CellConfig, GRUCell, LSTMCell, RNNCell, SimpleRNNCell
 from modjax.checkpoint import load_model, save_model
 from modjax.compact import compact
@@ -35,3 +35,4 @@ __all__ = [
     "concatenate", "metrics", "ModuleRef", "modules_of", "replacement", "module_set_scores",
     "compose_modules", "compact", "minimal_modules", "MinimalModules", "scan_directions",
 ]
+__all__ += ["bleu", "translation"]

@@ -30,6 +30,7 @@ vectors a direction axis before the feature axis, ``[L, (T,) 2, F]``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Optional
 
@@ -411,7 +412,10 @@ def apply_model(config: ModelConfig, params, x, dec_in=None, **kwargs):
 def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
                   decomp=None, module: Optional[int] = None,
                   end_ids: Optional[Array] = None):
-    """Greedy decoding as one scan with an incremental decoder state.
+    """Greedy decoding as one jit-compiled scan over output steps, for a whole batch.
+
+    The decoder state is carried from step to step (no prefix re-running); a module's masks
+    are applied to the matmul inputs and outputs, as in :func:`modjax.compose.module_scores`.
 
     Args:
       config: an ``encoder_decoder`` config.
@@ -448,9 +452,24 @@ def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
         u_mask, head_rows = decomp.options.u_mask, decomp.options.head_rows
     elif module is not None:
         raise ValueError(f"module={module!r} needs decomp (the decomposition it indexes)")
+    keep = _check_keep(keep, config)
+    bound = None
+    if keep is not None and u_mask == "code" and keep.shape[-1] == config.units and \
+            not validate.is_tracer(keep):
+        bound = int(jnp.max(jnp.sum(keep < 0.5, axis=-1)))  # static: removed units per step
+    ends = jnp.full((src.shape[0],), -1, jnp.int32) if end_ids is None else \
+        jnp.asarray(end_ids, jnp.int32)
+    return _greedy_scan(params, src, jnp.asarray(start_ids, jnp.int32), ends, keep,
+                        config=config, u_mask=u_mask, head_rows=head_rows, bound=bound)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "u_mask", "head_rows", "bound"))
+def _greedy_scan(params, src, start_ids, ends, keep, *, config: ModelConfig, u_mask: str,
+                 head_rows: str, bound: Optional[int]):
+    """The compiled decoder loop of :func:`greedy_decode`: ``src [N, in_len]``, ``start_ids``
+    and ``ends [N]``, ``keep`` ``None``, ``[L, F]`` or ``[L, T, F]`` -> ``[N, out_len]`` ids."""
     model = RNNModel(config)
     variables = {"params": params}
-    keep = _check_keep(keep, config)
     T = config.out_len
     if keep is not None and keep.ndim == 2:
         keep = jnp.broadcast_to(keep[:, None, :], (config.layers, T, keep.shape[-1]))
@@ -461,7 +480,6 @@ def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
     head = None if keep is None else head_row_keep(keep[config.layers - 1], head_rows)
     if head is not None:
         head = jnp.broadcast_to(head, (T, head.shape[-1]))  # [T, F] head rows per step
-    ends = jnp.full((N,), -1, jnp.int32) if end_ids is None else jnp.asarray(end_ids, jnp.int32)
 
     def step(state, xs_t):
         carries, tok, done = state
@@ -470,6 +488,7 @@ def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
         hk = None if hk_t is None else hk_t[None, :]
         logits, _, carries = model.apply(variables, tok[:, None], carries, keep=kt,
                                          u_mask=u_mask, return_carries=True,
+                                         removed_bound=bound,
                                          head_keep=hk if hk is not None else
                                          (None if kt is None else jnp.ones_like(kt[-1])),
                                          method=RNNModel.decode)
@@ -478,7 +497,7 @@ def greedy_decode(config: ModelConfig, params, src: Array, start_ids: Array, *,
         done = done | (nxt == ends)
         return (carries, nxt, done), nxt
 
-    init = (carries, jnp.asarray(start_ids, jnp.int32), jnp.zeros((N,), bool))
+    init = (carries, start_ids, jnp.zeros((N,), bool))
     if keep_tm is None:
         _, out = jax.lax.scan(lambda s, _x: step(s, None), init, jnp.zeros((T, 0)))
     else:
