@@ -25,8 +25,8 @@ runs the intra pipeline on tiny synthetic models in seconds.
 """
 from __future__ import annotations
 
+import functools
 import itertools
-import sys
 import time
 from typing import List
 
@@ -122,8 +122,9 @@ def modular_predict(decomp, scores, c1: int, c2: int):
     return np.asarray(pred)
 
 
-def intra(spec, run, cell, store, phases, command, which) -> None:
+def intra(spec, run, cell, store, phases, command) -> None:
     """All pending pair rows of one dataset and cell."""
+    which = run["baselines"]
     layers = run["layers"]
     with phases("load"):
         data = runner.load_data(spec, run["seed"], limit_train=run["limit_train"],
@@ -177,24 +178,14 @@ def inter(name, run, cell, store, phases, command, cache) -> None:
     from modjax.reuse import ModuleRef, compose_modules
 
     layers = run["layers"]
-    with phases("train"):
-        models = rc.shared_vocab_pair(name, run, cell, layers, cache)
-    o_name, m_name = rc.SHARED_PAIRS[name]
-    (o_spec, o_data, o_cfg, o_par, _), (_, m_data, m_cfg, m_par, _) = models[o_name], models[m_name]
-    settings = dict(baseline_epochs_batch=list(rc.BASELINE_TRAINING), units=run["units"],
-                    limit_train=run["limit_train"], limit_test=run["limit_test"],
-                    seed=run["seed"], vocab=o_data.vocab_size,
-                    options=[rc.decompose_settings(o_cfg), rc.decompose_settings(m_cfg)])
+    one, many, settings = rc.inter_setup(name, run, cell, layers, cache, phases)
+    (o_spec, o_data, o_cfg, o_par, _), (_, m_data, _, m_par, _) = one, many
     combos = [(c1, c2) for c1 in rc.pair_classes(m_data) for c2 in range(o_data.num_classes)]
-    todo = [p for p in combos if store.fresh(("inter", name, cell, layers) + p, settings) is None]
-    todo = todo[: run["max_items"]] if run["max_items"] else todo
-    logging.info("%s %s-%d: %d of %d problems to compute", name, cell, layers, len(todo),
-                 len(combos))
+    todo = rc.pending(store, ("inter", name, cell, layers), combos, settings, run["max_items"],
+                      "problems")
     if not todo:
         return
-    with phases("decompose"):
-        d_o, s_o = rc.decompose_paper(o_cfg, o_par, o_data)
-        d_m, s_m = rc.decompose_paper(m_cfg, m_par, m_data)
+    d_o, d_m, dec_s = rc.decompose_pair(one, many, phases)
     for c1, c2 in todo:
         split = {}
         for s in ("train", "test"):
@@ -220,16 +211,14 @@ def inter(name, run, cell, store, phases, command, cache) -> None:
         row = dict(part="inter", problem=name, io=name, cell=cell, layers=layers, c1=c1, c2=c2,
                    model=runner.model_label(cell, layers), n_train=int(len(task.x_train)),
                    n_test=int(len(task.x_test)), acc_modular=acc_m, modular_s=mod_s,
-                   decompose_s=s_o + s_m,
+                   decompose_s=dec_s,
                    kept=0.5 * (rc.kept_fraction(d_m, [refs[0].module])
                                + rc.kept_fraction(d_o, [refs[1].module])),
                    command=command, time=time.strftime("%Y-%m-%dT%H:%M:%S"),
                    acc_a=base["acc_b"], train_s_a=base["train_s_b"],
                    delta_a=100.0 * (acc_m - base["acc_b"]))
-        store.put(row, settings)
-        store.save()
-        logging.info("%s %s (%d,%d): modular %.4f, scratch %.4f", name, row["model"], c1, c2,
-                     acc_m, base["acc_b"])
+        rc.save_row(store, row, settings, "%s %s (%d,%d): modular %.4f, scratch %.4f", name,
+                    row["model"], c1, c2, acc_m, base["acc_b"])
 
 
 def check_flags() -> dict:
@@ -240,25 +229,6 @@ def check_flags() -> dict:
     if FLAGS.layers < 1:
         raise ValueError(f"--layers must be >= 1, got {FLAGS.layers}")
     return dict(run, layers=FLAGS.layers, baselines=which)
-
-
-def run(command: str) -> None:
-    """Compute every pending row of the flags' experiments."""
-    desc = check_flags()
-    store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT, KEY)
-    phases = runner.Phases()
-    runner.enable_compilation_cache()
-    cache: dict = {}
-    for cell in desc["cells"]:
-        if "intra" in desc["parts"]:
-            for spec in desc["specs"]:
-                intra(spec, desc, cell, store, phases, command, desc["baselines"])
-        if "inter" in desc["parts"]:
-            for name in desc["inter"]:
-                inter(name, desc, cell, store, phases, command, cache)
-    store.save()
-    logging.info("phases this run: %s", ", ".join(f"{k} {v:.1f}s"
-                                                  for k, v in phases.seconds.items()))
 
 
 def expected_rows(part: str, io_or_problem: str) -> int:
@@ -285,54 +255,36 @@ def render(rows: List[dict], path: str, command: str) -> None:
     m, med, n = runner.mean_median(intra_a)
     wall = sum(r.get("modular_s", 0) + r.get("train_s_a", 0) + r.get("train_s_b", 0)
                for r in rows)
-    intro = "\n".join([
-        "Modules reused for two-class problems, minus a retrained model, in percentage points "
+    lead = ("Modules reused for two-class problems, minus a retrained model, in percentage points "
         "(docs/method.md#reuse). Generated by `experiments/reuse.py`; the paper's numbers are "
-        "its Table III (`experiments/paper_reuse_replace.csv`).", "",
-        f"* Command: `{command}`",
-        f"* Hardware: {runner.hardware()}",
-        f"* Rows: {len(rows)}; summed modular + baseline time {wall:.0f} s.",
-        f"* Coverage (rows / complete): {cov or 'none'}.",
-        f"* Headline: mean intra reuse vs baseline (a) {runner.fmt(m, signed=True)} pp, median "
+        "its Table III (`experiments/paper_reuse_replace.csv`).")
+    bullets = [
+        f"Rows: {len(rows)}; summed modular + baseline time {wall:.0f} s.",
+        f"Coverage (rows / complete): {cov or 'none'}.",
+        f"Headline: mean intra reuse vs baseline (a) {runner.fmt(m, signed=True)} pp, median "
         f"{runner.fmt(med, signed=True)} over {n} pairs (paper: intra mean −0.58, overall "
         "accuracy −2.38; target ≥ −1).",
-        "* Baseline (a) is the paper's: the original model fine-tuned with a new two-class head "
+        "Baseline (a) is the paper's: the original model fine-tuned with a new two-class head "
         "for 1:1 and M:1, a model trained from scratch for 1:N and M:N (balanced training "
         "data, 5 epochs, batch 32); (b) trains from scratch for every I/O type. Inter rows "
         "compare with a one-output model trained from scratch on the shared vocabulary.",
-        "* Many-output accuracy counts every position, padding included, as the paper does.",
-        "* `kept`: mean fraction of recurrent units the modules keep; `modular s`: inference "
+        "Many-output accuracy counts every position, padding included, as the paper does.",
+        "`kept`: mean fraction of recurrent units the modules keep; `modular s`: inference "
         "of the modules on the pair's test set (decomposition once per model: `decompose s`); "
         "`retrain s`: training the baseline.",
-        *[f"* Data: {c}" for c in runner.DATA_CAVEATS.values()],
-    ])
+    ]
     sections = [("Modular − baseline (a), beside the paper", runner.markdown_table(h_a, t_a)),
                 ("Modular − baseline (b) (scratch for every I/O type)",
                  runner.markdown_table(h_b, t_b))]
-    doc = {"command": command, "hardware": runner.hardware(), "summary_a": j_a,
-           "summary_b": j_b, "headline": {"intra_mean_a": m, "intra_median_a": med, "n": n},
-           "rows": rows}
-    rc.render_report(path, "Table III: reuse (RQ2)", intro, sections, doc)
+    headline = {"intra_mean_a": m, "intra_median_a": med, "n": n}
+    rc.render_report(path, "Table III: reuse (RQ2)", lead, bullets, sections,
+                     dict(summary_a=j_a, summary_b=j_b, headline=headline, rows=rows), command)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.INFO)
-    command = "python -m experiments.reuse " + " ".join(sys.argv[1:])
-    try:
-        if not FLAGS.render_only:
-            run(command)
-        store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT, KEY)
-        rows = list(store.rows.values())
-        print(f"{len(rows)} rows in {store.path}")
-        if FLAGS.report:
-            render(rows, FLAGS.report, command)
-            print(f"report: {FLAGS.report}")
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+#: The program: compute the pending rows, then render ``--report``.
+main = functools.partial(rc.main, FLAGS=FLAGS, binary="experiments.reuse", results_format=RESULTS_FORMAT,
+                         key=KEY, check_flags=check_flags, intra_fn=intra, inter_fn=inter,
+                         render=render)
 
 
 if __name__ == "__main__":

@@ -194,6 +194,36 @@ def shared_vocab_pair(name: str, run: dict, cell: str, layers: int, cache: dict)
     return out
 
 
+def inter_setup(name: str, run: dict, cell: str, layers: int, cache: dict, phases):
+    """``(one, many, settings)`` of an inter problem: ``(spec, data, config, params, meta)`` of
+    its one-output and many-output models over the shared tokenizer, and the settings that
+    change its rows' numbers."""
+    with phases("train"):
+        models = shared_vocab_pair(name, run, cell, layers, cache)
+    one, many = (models[n] for n in SHARED_PAIRS[name])
+    settings = dict(baseline_epochs_batch=list(BASELINE_TRAINING), units=run["units"],
+                    limit_train=run["limit_train"], limit_test=run["limit_test"],
+                    seed=run["seed"], layers=layers, vocab=one[1].vocab_size,
+                    options=[decompose_settings(one[2]), decompose_settings(many[2])])
+    return one, many, settings
+
+
+def pending(store, prefix: tuple, items, settings: dict, max_items, what: str) -> list:
+    """The ``items`` whose row ``prefix + item`` is missing or stale (at most ``max_items``)."""
+    todo = [p for p in items if store.fresh(prefix + tuple(p), settings) is None]
+    logging.info("%s: %d of %d %s to compute", " ".join(map(str, prefix)), len(todo),
+                 len(items), what)
+    return todo[:max_items] if max_items else todo
+
+
+def decompose_pair(one, many, phases):
+    """``(d_one, d_many, seconds)``: both inter models decomposed (:func:`decompose_paper`)."""
+    with phases("decompose"):
+        d_o, s_o = decompose_paper(one[2], one[3], one[1])
+        d_m, s_m = decompose_paper(many[2], many[3], many[1])
+    return d_o, d_m, s_o + s_m
+
+
 # -- baselines ---------------------------------------------------------------------------------
 def balanced_indices(groups: Sequence, *, factor: float = 1.0, floor: int = 0,
                      seed: int = 0):
@@ -275,6 +305,61 @@ def baseline_rows(spec, data, task, config, params, run, which) -> dict:
     return out
 
 
+def save_row(store, row: dict, settings: dict, message: str, *args) -> None:
+    """Store ``row`` with its ``settings``, write the store, and log ``message % args``."""
+    store.put(row, settings)
+    store.save()
+    logging.info(message, *args)
+
+
+# -- the binaries' driver ----------------------------------------------------------------------
+def run_experiments(desc: dict, store, command: str, intra_fn, inter_fn) -> None:
+    """Every pending row: ``intra_fn(spec, desc, cell, store, phases, command)`` per dataset and
+    ``inter_fn(name, desc, cell, store, phases, command, cache)`` per inter problem."""
+    phases = runner.Phases()
+    runner.enable_compilation_cache()
+    cache: dict = {}
+    for cell in desc["cells"]:
+        if "intra" in desc["parts"]:
+            for spec in desc["specs"]:
+                intra_fn(spec, desc, cell, store, phases, command)
+        if "inter" in desc["parts"]:
+            for name in desc["inter"]:
+                inter_fn(name, desc, cell, store, phases, command, cache)
+    store.save()
+    logging.info("phases this run: %s", ", ".join(f"{k} {v:.1f}s"
+                                                  for k, v in phases.seconds.items()))
+
+
+def main(argv, *, FLAGS, binary: str, results_format: str, key, check_flags, intra_fn,
+         inter_fn, render) -> None:
+    """A binary's ``main``: compute (unless ``--render_only``), then render ``--report``;
+    a ``ValueError`` exits 2 with one line."""
+    import sys
+
+    from absl import app
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.INFO)
+    command = f"python -m {binary} " + " ".join(sys.argv[1:])
+    try:
+        if not FLAGS.render_only:
+            desc = check_flags()
+            run_experiments(desc, runner.ResultStore(FLAGS.out, results_format, key), command,
+                            intra_fn, inter_fn)
+        store = runner.ResultStore(FLAGS.out, results_format, key)
+        rows = list(store.rows.values())
+        print(f"{len(rows)} rows in {store.path}")
+        if FLAGS.report:
+            render(rows, FLAGS.report, command)
+            print(f"report: {FLAGS.report}")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 # -- reports -----------------------------------------------------------------------------------
 def summary_table(rows: List[dict], value: str, paper: Dict[tuple, Tuple[float, float]],
                   group: Sequence[str], extra: Sequence[Tuple[str, str]] = ()
@@ -304,15 +389,20 @@ def summary_table(rows: List[dict], value: str, paper: Dict[tuple, Tuple[float, 
     return headers, out, js
 
 
-def render_report(path: str, title: str, intro: str, sections: List[Tuple[str, str]],
-                  doc: dict) -> None:
-    """Write ``path`` (markdown: title, intro, sections) and ``<path stem>.json`` (``doc``)."""
-    md = [f"# {title}", "", intro, ""]
+def render_report(path: str, title: str, lead: str, bullets: List[str],
+                  sections: List[Tuple[str, str]], doc: dict, command: str) -> None:
+    """Write ``path`` (markdown: title, lead, the command, hardware, ``bullets``, the data
+    caveats, then ``sections``) and ``<path stem>.json`` (``doc`` with command and hardware)."""
+    hw = runner.hardware()
+    md = [f"# {title}", "", lead, "", f"* Command: `{command}`", f"* Hardware: {hw}"]
+    md += [f"* {b}" for b in bullets]
+    md += [f"* Data: {c}" for c in runner.DATA_CAVEATS.values()] + [""]
     for head, body in sections:
         md += [f"## {head}", "", body, ""]
     runner.write_atomic(path, "\n".join(md))
     runner.write_atomic(os.path.splitext(path)[0] + ".json",
-                        json.dumps(doc, indent=1, sort_keys=True, default=str))
+                        json.dumps(dict(doc, command=command, hardware=hw), indent=1,
+                                   sort_keys=True, default=str))
 
 
 def paper_cells(table: str) -> Dict[tuple, Tuple[float, float]]:
