@@ -51,6 +51,8 @@ def define_common_flags(default_out: str) -> None:
     flags.DEFINE_integer("max_items", None, "At most N new rows per (dataset, cell) this run "
                          "(the rest are left for a later, resumed run).")
     flags.DEFINE_bool("render_only", False, "Only render --report from the stored rows.")
+    flags.DEFINE_list("merge", [], "results.json files of other runs (e.g. parts run in "
+                      "parallel, each with its own --out) whose rows the report adds.")
     flags.DEFINE_bool("smoke", False, "Tiny synthetic run of the whole pipeline (tests).")
 
 
@@ -350,8 +352,10 @@ def main(argv, *, FLAGS, binary: str, results_format: str, key, check_flags, int
             run_experiments(desc, runner.ResultStore(FLAGS.out, results_format, key), command,
                             intra_fn, inter_fn)
         store = runner.ResultStore(FLAGS.out, results_format, key)
+        for path in FLAGS.merge:  # for the report only; this run's store is not rewritten
+            logging.info("report adds %d rows of %s", store.adopt(path), path)
         rows = list(store.rows.values())
-        print(f"{len(rows)} rows in {store.path}")
+        print(f"{len(rows)} rows in {store.path} and {len(FLAGS.merge)} merged file(s)")
         if FLAGS.report:
             render(rows, FLAGS.report, command)
             print(f"report: {FLAGS.report}")
