@@ -398,7 +398,10 @@ def render_report(path: str, title: str, lead: str, bullets: List[str],
     """Write ``path`` (markdown: title, lead, the command, hardware, ``bullets``, the data
     caveats, then ``sections``) and ``<path stem>.json`` (``doc`` with command and hardware)."""
     hw = runner.hardware()
-    md = [f"# {title}", "", lead, "", f"* Command: `{command}`", f"* Hardware: {hw}"]
+    made_by = sorted({r.get("command", "?") for r in doc.get("rows", [])})
+    md = [f"# {title}", "", lead, "", f"* Command (this report): `{command}`",
+          f"* Hardware: {hw}"]
+    md += [f"* Rows computed by: `{m}`" for m in made_by]
     md += [f"* {b}" for b in bullets]
     md += [f"* Data: {c}" for c in runner.DATA_CAVEATS.values()] + [""]
     for head, body in sections:
