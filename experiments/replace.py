@@ -229,7 +229,8 @@ def render(rows: List[dict], path: str, command: str) -> None:
         f"Coverage (rows / complete): {cov or 'none'}.",
         f"Headline: mean intra replacement vs the faulty model {runner.fmt(m, signed=True)} "
         f"pp, median {runner.fmt(med, signed=True)} over {n} replacements (paper, intra "
-        "classification and tagging: +0.07 / −1.03 / −1.07 / −2.66 by I/O type; target ≥ 0). "
+        "classification and tagging: +0.07 / −1.03 / −1.07 / −2.66 by I/O type; "
+        "target ≥ 0). "
         f"Against the faulty model's own modules composed: {runner.fmt(mc, signed=True)} pp, "
         f"median {runner.fmt(medc, signed=True)}: where decomposing the faulty model itself "
         "loses accuracy (its Table II δ), one replaced module cannot win it back.",
@@ -264,8 +265,8 @@ def expected_rows(io_or_problem: str) -> int:
 
 #: The program: compute the pending rows, then render ``--report``.
 main = functools.partial(rc.main, FLAGS=FLAGS, binary="experiments.replace",
-                         results_format=RESULTS_FORMAT, key=KEY, check_flags=check_flags, intra_fn=intra, inter_fn=inter,
-                         render=render)
+                         results_format=RESULTS_FORMAT, key=KEY, check_flags=check_flags,
+                         intra_fn=intra, inter_fn=inter, render=render)
 
 
 if __name__ == "__main__":

@@ -282,9 +282,9 @@ def render(rows: List[dict], path: str, command: str) -> None:
 
 
 #: The program: compute the pending rows, then render ``--report``.
-main = functools.partial(rc.main, FLAGS=FLAGS, binary="experiments.reuse", results_format=RESULTS_FORMAT,
-                         key=KEY, check_flags=check_flags, intra_fn=intra, inter_fn=inter,
-                         render=render)
+main = functools.partial(rc.main, FLAGS=FLAGS, binary="experiments.reuse",
+                         results_format=RESULTS_FORMAT, key=KEY, check_flags=check_flags,
+                         intra_fn=intra, inter_fn=inter, render=render)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,9 @@ def test_reuse_smoke_end_to_end_and_resume(tmp_path):
     o2m = [r for r in rows if r["io"] == "one_to_many"]
     assert all(r["acc_a"] == r["acc_b"] for r in o2m)  # (a) is scratch for 1:N
     md = report.read_text()
-    assert "Command (this report):" in md and "Rows computed by:" in md and "Hardware:" in md and "paper mean" in md and "-0.07" in md
+    for part in ("Command (this report):", "Rows computed by:", "Hardware:", "paper mean",
+                 "-0.07"):
+        assert part in md, part
     p = _run("experiments.reuse", args)  # resumed: the stored rows stay, 2 more pairs each
     assert p.returncode == 0, p.stderr[-3000:]
     again = json.loads((tmp_path / "t3.json").read_text())["rows"]
