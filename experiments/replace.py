@@ -263,12 +263,8 @@ def expected_rows(io_or_problem: str) -> int:
             "mathqa+toxic": 42, "clinc+brown": 120}.get(io_or_problem, 0)
 
 
-#: The program: compute the pending rows, then render ``--report``.
-main = functools.partial(rc.main, FLAGS=FLAGS, binary="experiments.replace",
-                         results_format=RESULTS_FORMAT, key=KEY, check_flags=check_flags,
-                         intra_fn=intra, inter_fn=inter, render=render)
-
-
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(functools.partial(rc.main, FLAGS=FLAGS, binary="experiments.replace",
+                              results_format=RESULTS_FORMAT, key=KEY, check_flags=check_flags,
+                              intra_fn=intra, inter_fn=inter, render=render))

@@ -281,12 +281,8 @@ def render(rows: List[dict], path: str, command: str) -> None:
                      dict(summary_a=j_a, summary_b=j_b, headline=headline, rows=rows), command)
 
 
-#: The program: compute the pending rows, then render ``--report``.
-main = functools.partial(rc.main, FLAGS=FLAGS, binary="experiments.reuse",
-                         results_format=RESULTS_FORMAT, key=KEY, check_flags=check_flags,
-                         intra_fn=intra, inter_fn=inter, render=render)
-
-
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(functools.partial(rc.main, FLAGS=FLAGS, binary="experiments.reuse",
+                              results_format=RESULTS_FORMAT, key=KEY, check_flags=check_flags,
+                              intra_fn=intra, inter_fn=inter, render=render))
