@@ -23,6 +23,7 @@ float32 long before the logits stop differing.
 """
 from __future__ import annotations
 
+import functools
 import operator
 from typing import Tuple
 
@@ -103,6 +104,7 @@ def claims_own_class(logits: Array, p: int, score: str = "softmax") -> Array:
     return (z_p >= z_q) if p < negative_slot(p) else (z_p > z_q)
 
 
+@functools.partial(jax.jit, static_argnames=("classes", "score"))
 def pair_decision(logits_a: Array, logits_b: Array, classes: Tuple[int, int],
                   score: str = "softmax") -> Array:
     """Two modules of one model decide a two-class problem: ``0`` (class ``classes[0]``) or
@@ -111,7 +113,8 @@ def pair_decision(logits_a: Array, logits_b: Array, classes: Tuple[int, int],
     Args:
       logits_a, logits_b: ``[..., C]`` the original head's logits under module
         ``classes[0]`` and module ``classes[1]`` (``module_scores(..., kind="logits")``).
-      classes: the two modules' classes ``(c1, c2)``, distinct.
+      classes: the two modules' classes ``(c1, c2)``, distinct (a tuple: it is static under
+        ``jax.jit``; one compilation per pair and input shape).
       score: ``"softmax"`` (1:1) or ``"pairwise"`` (M:1), see :data:`PAIR_SCORES`.
 
     Returns:
@@ -145,6 +148,7 @@ def restrict_votes(pred: Array, classes) -> Array:
     return jnp.where(keep, pred, 0)
 
 
+@functools.partial(jax.jit, static_argnames=("c1", "c2"))
 def collapse_pair(pred: Array, score_c1: Array, score_c2: Array, c1: int, c2: int) -> Array:
     """A many-output prediction collapsed to the two-step format of a two-class 1:N problem.
 
