@@ -141,3 +141,28 @@ def paper_avg_ji(dataset: str, mode: str, path: Optional[str] = None) -> Optiona
     """The paper's average JI of a (dataset, mode) row, or ``None``."""
     row = find_row(dataset, mode, path)
     return None if row is None else row.avg_ji
+
+
+# -- Tables III and IV (RQ2 reuse, RQ3 replacement) ---------------------------------------------
+#: The paper's Tables III and IV as printed (mean and median per I/O type and cell, in
+#: percentage points; encoder-decoder rows in BLEU-1 points), transcribed into a CSV beside this
+#: module. Table IV's LSTM 1:1 median is printed as -0.49; the per-class accuracies behind it
+#: give +0.49, so the sign is likely a misprint (kept as printed).
+REUSE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "paper_reuse_replace.csv")
+
+
+@functools.lru_cache(maxsize=2)
+def reuse_table(table: str) -> Dict[tuple, Tuple[float, float]]:
+    """The paper's Table ``"3"`` (reuse) or ``"4"`` (replacement): ``{(part, io, cell):
+    (mean, median)}`` with ``part`` ``intra``/``inter``, ``io`` a modjax I/O type for intra rows
+    and ``mathqa+toxic`` / ``clinc+brown`` for inter rows, ``cell`` ``lstm``/``gru``/``simple``.
+    """
+    if str(table) not in ("3", "4"):
+        raise ValueError(f"table must be '3' or '4', got {table!r}")
+    out = {}
+    with open(REUSE_FILE, newline="") as f:
+        for rec in csv.DictReader(f):
+            if rec["table"] == str(table):
+                out[(rec["part"], rec["io"], rec["cell"])] = (float(rec["mean"]),
+                                                               float(rec["median"]))
+    return out

@@ -6,7 +6,7 @@ votes with modules taken from different models (reuse, replacement). ``compact``
 into a smaller ordinary model; ``minimal_modules`` finds the smallest modules within a
 validation cost.
 """
-from modjax import bleu, metrics, translation
+from modjax import bleu, decision, metrics, translation
 from modjax.cells import CELL_TABLE, CellConfig, GRUCell, LSTMCell, RNNCell, SimpleRNNCell
 from modjax.checkpoint import load_model, save_model
 from modjax.compact import compact
@@ -32,7 +32,8 @@ __all__ = [
     "Decomposition", "DecomposeOptions", "PRESETS", "decompose_options", "artifact_max_remove",
     "masks_for", "all_masks",
     "apply_masks", "module_scores", "compose", "vote", "channel_score", "select", "replace",
-    "concatenate", "metrics", "ModuleRef", "modules_of", "replacement", "module_set_scores",
-    "compose_modules", "compact", "minimal_modules", "MinimalModules", "scan_directions",
+    "concatenate", "metrics", "decision", "ModuleRef", "modules_of", "replacement",
+    "module_set_scores", "compose_modules", "compact", "minimal_modules", "MinimalModules",
+    "scan_directions",
 ]
 __all__ += ["bleu", "translation"]
