@@ -286,7 +286,7 @@ class RNNModel(nn.Module):
             # inputs (the embeddings) are the same for every module vmapped over
             out = layer(h, initial_carry=init, pad_mask=pad_mask, keep=k,
                         return_gates=return_gates, u_mask=u_mask,
-                        removed_bound=removed_bound, project_inputs=(l == 0))
+                        removed_bound=removed_bound, project_inputs=(l == 0 and k is not None))
             hs, final = out[0], out[1]
             hidden.append(hs)
             finals.append(final)
