@@ -187,12 +187,7 @@ def inter(name, run, cell, store, phases, command, cache) -> None:
 
 def check_flags() -> dict:
     run = rc.common_run(FLAGS)
-    try:
-        layers = [int(x) for x in FLAGS.layers]
-    except ValueError:
-        raise ValueError(f"--layers must be integers >= 1, got {FLAGS.layers}") from None
-    if not layers or any(k < 1 for k in layers):
-        raise ValueError(f"--layers must be integers >= 1, got {FLAGS.layers}")
+    layers = runner.parse_layers(FLAGS.layers)
     if FLAGS.smoke and not FLAGS["layers"].present:
         layers = [1, 2]
     return dict(run, layers=layers, train_missing=FLAGS.train_missing or FLAGS.smoke)

@@ -98,29 +98,16 @@ def model_for(spec, data, cell: str, layers: int, run: dict, *, suffix: str = ""
     layers, trained with the paper's epochs and batch, from the first read-only cache holding an
     equal function, else trained (or loaded) under ``<out>/models``; ``None`` when it is in
     neither and ``train`` is false."""
-    from modjax.checkpoint import load_model
-
     p_epochs, bs = runner.PAPER_TRAINING[spec.io]
     epochs = run["epochs_override"] or p_epochs
     config = runner.paper_config(data, spec, cell, layers, units=run["units"])
     name = runner.model_name(spec, cell, layers, epochs, bs, run["seed"], run["limit_train"],
                              run["units"]) + suffix
-    for folder in run["models_from"]:
-        d = os.path.join(folder, name)
-        if not os.path.isdir(d):
-            continue
-        try:
-            cfg, params = load_model(d)
-        except (ValueError, OSError) as e:
-            logging.warning("read-only cached model %s unreadable (%s)", d, e)
-            continue
-        if cfg.function_key() == config.function_key():
-            meta = {}
-            if os.path.isfile(d + ".train.json"):
-                with open(d + ".train.json") as f:
-                    meta = json.load(f)
-            logging.info("loaded %s from the read-only cache %s", name, folder)
-            return config, params, meta, d
+    found = runner.load_cached(config, [os.path.join(f, name) for f in run["models_from"]])
+    if found is not None:
+        params, meta, d = found
+        logging.info("loaded %s from the read-only cache %s", name, os.path.dirname(d))
+        return config, params, meta, d
     own = os.path.join(run["out"], "models", name)
     if not train and not os.path.isdir(own):
         return None

@@ -195,18 +195,14 @@ def paper_config(data, spec: DatasetSpec, cell: str, layers: int, *, units: int 
                       dropout=paper_dropout(cell, layers, spec.io), forward=forward)
 
 
-def train_or_load(config, data, model_dir: str, *, epochs: int, batch_size: int, seed: int,
-                  retrain: bool = False, progress: bool = False,
-                  read_only_dirs: Sequence[str] = ()):
-    """``(params, meta, cached)``: the checkpoint at ``model_dir`` (or first at one of
-    ``read_only_dirs``, which are never written) if it computes the same function as
-    ``config`` (:meth:`~modjax.ModelConfig.function_key`), else a freshly trained model saved
-    at ``model_dir``. ``meta`` holds the training time and losses."""
-    from modjax.checkpoint import load_model, save_model
-    from modjax.train import fit
+def load_cached(config, dirs: Sequence[str]):
+    """``(params, meta, where)`` of the first checkpoint among ``dirs`` that computes the same
+    function as ``config`` (:meth:`~modjax.ModelConfig.function_key`), or ``None``; ``meta`` is
+    its ``.train.json`` (training time, losses) or ``{}``. Unreadable or different entries are
+    logged and skipped; nothing is written."""
+    from modjax.checkpoint import load_model
 
-    for where in (() if retrain else tuple(read_only_dirs) + (model_dir,)):
-        meta_path = where + ".train.json"
+    for where in dirs:
         if not os.path.isdir(where):
             continue
         try:
@@ -214,15 +210,43 @@ def train_or_load(config, data, model_dir: str, *, epochs: int, batch_size: int,
         except (ValueError, OSError) as e:
             logging.warning("cached model %s unreadable (%s): not used", where, e)
             continue
-        if cached_cfg.function_key() == config.function_key():
-            meta = {}
-            if os.path.isfile(meta_path):
-                with open(meta_path) as f:
-                    meta = json.load(f)
-            logging.info("loaded cached model %s (trained in %.1fs)", where,
-                         meta.get("train_s", float("nan")))
-            return params, meta, True
-        logging.warning("cached model %s has a different config: not used", where)
+        if cached_cfg.function_key() != config.function_key():
+            logging.warning("cached model %s has a different config: not used", where)
+            continue
+        meta = {}
+        if os.path.isfile(where + ".train.json"):
+            with open(where + ".train.json") as f:
+                meta = json.load(f)
+        logging.info("loaded cached model %s (trained in %.1fs)", where,
+                     meta.get("train_s", float("nan")))
+        return params, meta, where
+    return None
+
+
+def parse_layers(values) -> List[int]:
+    """``--layers`` entries as depths ``>= 1``; ``ValueError`` naming the flag otherwise."""
+    try:
+        layers = [int(x) for x in values]
+    except ValueError:
+        raise ValueError(f"--layers must be integers >= 1, got {values}") from None
+    if not layers or any(k < 1 for k in layers):
+        raise ValueError(f"--layers must be integers >= 1, got {values}")
+    return layers
+
+
+def train_or_load(config, data, model_dir: str, *, epochs: int, batch_size: int, seed: int,
+                  retrain: bool = False, progress: bool = False,
+                  read_only_dirs: Sequence[str] = ()):
+    """``(params, meta, cached)``: the checkpoint at ``model_dir`` (or first at one of
+    ``read_only_dirs``, which are never written) if it computes the same function as
+    ``config`` (:func:`load_cached`), else a freshly trained model saved at ``model_dir``.
+    ``meta`` holds the training time and losses."""
+    from modjax.checkpoint import save_model
+    from modjax.train import fit
+
+    found = None if retrain else load_cached(config, tuple(read_only_dirs) + (model_dir,))
+    if found is not None:
+        return found[0], found[1], True
     meta_path = model_dir + ".train.json"
     logging.info("training %s: %d examples, %d epochs, batch %d", os.path.basename(model_dir),
                  len(data.x_train), epochs, batch_size)

@@ -104,12 +104,7 @@ def check_flags() -> dict:
     bad = [c for c in cells if c not in runner.CELLS]
     if bad or not cells:
         raise ValueError(f"--cells entries must be lstm, gru or simple, got {FLAGS.cells}")
-    try:
-        layers = [int(x) for x in FLAGS.layers]
-    except ValueError:
-        raise ValueError(f"--layers must be integers >= 1, got {FLAGS.layers}") from None
-    if not layers or any(k < 1 for k in layers):
-        raise ValueError(f"--layers must be integers >= 1, got {FLAGS.layers}")
+    layers = runner.parse_layers(FLAGS.layers)
     modes = [m.strip().lower() for m in FLAGS.modes]
     if not modes or any(m not in ("rolled", "unrolled") for m in modes):
         raise ValueError(f"--modes entries must be rolled or unrolled, got {FLAGS.modes}")
