@@ -397,7 +397,7 @@ def render(rows: List[dict], path: str, command: str, bench: dict = None) -> Non
     ]
     for mode, s in summ.items():
         (m, md, n), (pm, pmd, pn) = s["delta"], s["paper_delta_same_models"]
-        (am, amd, an), (jm, _, _) = s["paper_delta_all_models"], s["ji"]
+        (am, amd, _), (jm, _, _) = s["paper_delta_all_models"], s["ji"]
         if n == 0:
             continue
         lines.append(

@@ -253,7 +253,7 @@ def load_decomposition(path: str, params) -> Decomposition:
 def _check_consistent(path, arrays, config, options, names) -> None:
     """The arrays' shapes and values against the config, options and class names."""
     C = len(names)
-    L, T = config.layers, config.steps
+    T = config.steps
     F = config.cell_config.gate_width if options.gate_mode == "per_gate" else config.units
     want = {"keep": (C,) + config.keep_shape(F, options.mode == "unrolled"),
             "head_class": (C,), "has_positives": (C, T if options.mode == "unrolled" else 1)}
