@@ -9,15 +9,18 @@ import pytest
 from modjax.data import cache, load_dataset
 from modjax.data.base import default_data_dir
 from modjax.data.clinc import load_clinc
+from tests.ci import in_ci
 
 SHARED = default_data_dir()
-needs_clinc = pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED, "clinc")),
-                                 reason="the shared CLINC files are not present")
 
 
 @pytest.fixture
 def clinc_copy(tmp_path):
     """A private copy of the CLINC folder (so a test can edit its files)."""
+    if not os.path.isdir(os.path.join(SHARED, "clinc")):
+        if in_ci():
+            pytest.fail(f"shared CLINC files missing under {SHARED!r} (CI is set)")
+        pytest.skip(f"shared CLINC files not present under {SHARED!r}")
     root = tmp_path / "data"
     shutil.copytree(os.path.join(SHARED, "clinc"), root / "clinc")
     return str(root)
@@ -43,7 +46,6 @@ def test_folder_digest_is_sha256_over_paths_and_contents(tmp_path):
         cache.folder_digest(str(tmp_path / "missing"))
 
 
-@needs_clinc
 def test_second_load_reads_the_cache_and_equals_the_loader(tmp_path, clinc_copy, monkeypatch):
     cdir = str(tmp_path / "cache")
     first = load_dataset("clinc", path=clinc_copy, cache_dir=cdir)
@@ -62,7 +64,6 @@ def test_second_load_reads_the_cache_and_equals_the_loader(tmp_path, clinc_copy,
     _same(first, second)
 
 
-@needs_clinc
 def test_edited_source_file_or_other_options_or_version_miss(tmp_path, clinc_copy,
                                                              monkeypatch):
     cdir = str(tmp_path / "cache")
@@ -82,7 +83,6 @@ def test_edited_source_file_or_other_options_or_version_miss(tmp_path, clinc_cop
     assert k_edit not in keys and k_version not in keys and k_edit != k_version
 
 
-@needs_clinc
 def test_corrupt_entry_is_rebuilt_and_cache_can_be_turned_off(tmp_path, clinc_copy,
                                                               monkeypatch):
     cdir = str(tmp_path / "cache")
