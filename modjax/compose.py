@@ -75,18 +75,29 @@ def apply_masks(params, decomp: Decomposition, c: int, step: Optional[int] = Non
     out = jax.tree_util.tree_map(lambda a, m: jnp.where(m, jnp.asarray(a), 0), params, masks)
     cfg = decomp.config
     if cfg.io != "encoder_decoder":
-        p = int(decomp.head_class[c])
-        q = 1 if p == 0 else 0
-        k = out["dense"]["kernel"]
-        b = jnp.asarray(params["dense"]["bias"])
-        C = k.shape[1]
-        others = jnp.arange(C) != p
-        new_k = jnp.zeros_like(k).at[:, p].set(k[:, p]).at[:, q].set(
-            jnp.sum(jnp.where(others[None, :], k, 0), axis=1) / (C - 1))
-        new_b = jnp.zeros_like(b).at[p].set(b[p]).at[q].set(
-            jnp.sum(jnp.where(others, b, 0)) / (C - 1))
+        new_k, new_b = channelled_head(out["dense"]["kernel"], params["dense"]["bias"],
+                                       decomp.head_class[c])
         out["dense"] = {"kernel": new_k, "bias": new_b}
     return out
+
+
+def channelled_head(kernel, bias, p):
+    """The head of module ``p`` as ordinary dense weights (docs/method.md#channelling):
+    ``kernel [H, K]`` (already row-masked), ``bias [K]``, ``p`` int (traceable) ->
+    ``(kernel [H, K], bias [K])`` with column ``p`` kept, column ``q`` (``0``, or ``1`` when
+    ``p == 0``) the mean of the other columns, the rest zero. ``jax.vmap`` it over modules."""
+    k = jnp.asarray(kernel)
+    b = jnp.asarray(bias)
+    p = jnp.asarray(p)
+    q = jnp.where(p == 0, 1, 0)
+    K = k.shape[1]
+    cols = jnp.arange(K)
+    others = cols != p
+    mean_k = jnp.sum(jnp.where(others[None, :], k, 0), axis=1) / (K - 1)
+    mean_b = jnp.sum(jnp.where(others, b, 0)) / (K - 1)
+    new_k = jnp.where(cols == p, k, jnp.where(cols == q, mean_k[:, None], 0))
+    new_b = jnp.where(cols == p, b, jnp.where(cols == q, mean_b, 0))
+    return new_k, new_b
 
 
 def removed_bound(decomp: Decomposition) -> int:

@@ -63,22 +63,20 @@ def _leaf_per_step(decomp: Decomposition, leaf, shape) -> np.ndarray:
 
 
 def _channelled_head(decomp: Decomposition, kernel: np.ndarray, mask: np.ndarray):
-    """The channelled head of every module and step (as :func:`modjax.compose.apply_masks`
-    builds it): ``kernel [H, K]``, ``mask [C, S, H*K]`` -> ``(new [C, S, H, K], p [C], q [C])``;
-    column ``p`` keeps its masked rows, column ``q`` is the mean of the other masked columns,
-    the rest are zero. Computed with the same float32 operations as ``apply_masks``."""
+    """The channelled head of every module and step (:func:`modjax.compose.channelled_head`,
+    as ``apply_masks`` builds it): ``kernel [H, K]``, ``mask [C, S, H*K]`` ->
+    ``(new [C, S, H, K], p [C], q [C])``."""
     import jax.numpy as jnp
+
+    from modjax.compose import channelled_head
 
     H, K = kernel.shape
     k = jnp.where(jnp.asarray(mask).reshape(mask.shape[:2] + (H, K)), jnp.asarray(kernel), 0)
     p = np.asarray(decomp.head_class, np.int64)
-    q = np.where(p == 0, 1, 0)
-    others = jnp.arange(K)[None, :] != jnp.asarray(p)[:, None]  # [C, K]
-    mean = jnp.sum(jnp.where(others[:, None, None, :], k, 0), axis=-1) / (K - 1)  # [C, S, H]
-    col = jnp.arange(K)
-    new = jnp.where(col == jnp.asarray(p)[:, None, None, None], k, 0)
-    new = jnp.where(col == jnp.asarray(q)[:, None, None, None], mean[..., None], new)
-    return np.asarray(new), p, q
+    bias = jnp.zeros((K,), k.dtype)
+    per_step = jax.vmap(lambda ks, pc: channelled_head(ks, bias, pc)[0], in_axes=(0, None))
+    new = jax.vmap(per_step)(k, jnp.asarray(p))
+    return np.asarray(new), p, np.where(p == 0, 1, 0)
 
 
 def jaccard_paper(decomp: Decomposition, params) -> np.ndarray:
@@ -169,23 +167,14 @@ def jaccard_positional(decomp: Decomposition, params) -> np.ndarray:
         hm = _leaf_per_step(decomp, masks["dense"]["kernel"], head.shape)
         new, p, q = _channelled_head(decomp, head, hm)
         same += (new == head.astype(new.dtype)[None, None]).reshape(C, S, -1).sum(-1)
+        from modjax.compose import channelled_head
+
         b = np.asarray(params["dense"]["bias"]).astype(jnp_dtype(params["dense"]["bias"]))
-        K = b.size
-        for c in range(C):  # the channelled bias: K values per module, no step axis
-            others = np.arange(K) != p[c]
-            nb = np.zeros_like(b)
-            nb[p[c]] = b[p[c]]
-            nb[q[c]] = np.asarray(jnp_sum_mean(b, others))
-            same[c] += int((nb == b).sum())
+        zero_k = np.zeros((1, b.size), b.dtype)
+        nb = np.asarray(jax.vmap(lambda pc: channelled_head(zero_k, b, pc)[1])(p))  # [C, K]
+        same += (nb == b[None, :]).sum(1)[:, None]  # the bias has no step axis
     k = same / total
     return np.mean(k / (2 - k), axis=1)
-
-
-def jnp_sum_mean(b: np.ndarray, others: np.ndarray):
-    """``sum(b[others]) / (K - 1)`` with the float32 operations of ``apply_masks``."""
-    import jax.numpy as jnp
-
-    return jnp.sum(jnp.where(jnp.asarray(others), jnp.asarray(b), 0)) / (b.size - 1)
 
 
 def retention(decomp: Decomposition, params) -> np.ndarray:
