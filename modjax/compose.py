@@ -174,8 +174,14 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
         out = _scores_jit(params, decomp.keep, decomp.head_class, xb, db, config=cfg,
                           u_mask=decomp.options.u_mask, channel=kind, bound=bound,
                           head_rows=decomp.options.head_rows)
-        outs.append(out[:, : e - s])
-    return jnp.concatenate(outs, axis=1)
+        outs.append(out)
+    return _stitch(tuple(outs), tuple(e - s for s, e in spans))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _stitch(outs, sizes):
+    """The batches' scores ``[C, bs, ...]`` cropped to ``sizes`` and joined on axis 1."""
+    return jnp.concatenate([o[:, :n] for o, n in zip(outs, sizes)], axis=1)
 
 
 def vote(scores: Array, head_class: Array) -> Array:
@@ -204,9 +210,15 @@ def compose(decomp: Decomposition, params) -> Callable:
 
     def predict(x, dec_in=None):
         contrast = module_scores(decomp, params, x, dec_in, kind="contrast")
-        return vote(contrast, decomp.head_class), jax.nn.sigmoid(contrast)
+        return _vote_and_probabilities(contrast, decomp.head_class)
 
     return predict
+
+
+@jax.jit
+def _vote_and_probabilities(contrast: Array, head_class: Array):
+    """``contrast [C, N(, T)]`` -> ``(vote [N(, T)], sigmoid(contrast))`` in one program."""
+    return vote(contrast, head_class), jax.nn.sigmoid(contrast)
 
 
 # -- reuse and replacement: edits of the pytree ------------------------------------------
