@@ -7,6 +7,8 @@ programs that took a second or more to compile; a command-line run compiles doze
 programs (metrics, the vote, slicing of batches) that each take 20-100 ms, and on a warm cache
 they added about 2.8 s to a 10 s run of ``python -m modjax decompose`` on CLINC. Setting
 ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` in the environment overrides the threshold.
+The same call keeps exported programs in ``<folder>/exported`` (:mod:`modjax.programs`), so
+that a new process does not trace them again either.
 """
 from __future__ import annotations
 
@@ -33,7 +35,10 @@ def enable(path: Optional[str] = None) -> Optional[str]:
         raise TypeError(f"path must be a folder name (str) or None, got {type(path).__name__}")
     if path is None:
         path = default_dir()
+    from modjax import programs
+
     if path.strip().lower() in OFF:
+        programs.enable(None)
         return None
     import jax
 
@@ -41,6 +46,7 @@ def enable(path: Optional[str] = None) -> Optional[str]:
     jax.config.update("jax_compilation_cache_dir", path)
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    programs.enable(os.path.join(path, "exported"))
     return path
 
 

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from modjax import validate
+from modjax import programs, validate
 from modjax.buckets import batch_plan, pad_rows
 from modjax.checkpoint import to_plain_dict
 from modjax.decomposition import Decomposition, check_module_index
@@ -171,9 +171,9 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
     for s, e in spans:
         xb = pad_rows(x[s:e].astype(np.int32), bs)
         db = None if dec_in is None else pad_rows(dec_in[s:e].astype(np.int32), bs)
-        out = _scores_jit(params, decomp.keep, decomp.head_class, xb, db, config=cfg,
-                          u_mask=decomp.options.u_mask, channel=kind, bound=bound,
-                          head_rows=decomp.options.head_rows)
+        out = programs.call(_scores_jit, (params, decomp.keep, decomp.head_class, xb, db),
+                            dict(config=cfg, u_mask=decomp.options.u_mask, channel=kind,
+                                 bound=bound, head_rows=decomp.options.head_rows))
         outs.append(out)
     return _stitch(tuple(outs), tuple(e - s for s, e in spans))
 

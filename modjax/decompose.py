@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from modjax import concern, direction, validate
+from modjax import concern, direction, programs, validate
 from modjax.cells import CELL_TABLE
 from modjax.buckets import bucket as shape_bucket
 from modjax.checkpoint import to_plain_dict
@@ -403,10 +403,10 @@ def decompose_with_scores(params, data, *, model, class_names=None,
 
     # No class has more positives or negatives than the union holds: sample arrays (and the
     # memory they take) are bounded by the data, not by n_pos; the samples are the same.
-    keep, has, finite, d = _decompose_core(
-        params, padded(x), padded(dec), padded(slots), real, config=config, options=opts,
-        num_classes=num_classes, n_pos=min(n_pos, bucket), n_neg=min(n_neg, bucket),
-        neg_per_class=per_class)
+    keep, has, finite, d = programs.call(
+        _decompose_core, (to_plain_dict(params), padded(x), padded(dec), padded(slots), real),
+        dict(config=config, options=opts, num_classes=num_classes, n_pos=min(n_pos, bucket),
+             n_neg=min(n_neg, bucket), neg_per_class=per_class))
     if not bool(finite):
         raise ValueError("the model's hidden states are not finite (NaN/inf) on the data: check "
                          "params and inputs")
