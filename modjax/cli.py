@@ -740,6 +740,7 @@ def cmd_decompose() -> int:
     except (OSError, ValueError) as e:
         raise CLIError(f"--out: cannot write {out!r}: {_one_line(e)}") from None
     print_summary(out, inp, opt, summary)
+    progress("done")
     return 0
 
 
