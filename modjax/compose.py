@@ -184,12 +184,13 @@ def memory_budget_bytes(memory_budget: Optional[int] = None) -> int:
 def module_chunk(config: ModelConfig, num_modules: int, rows: int, budget: int,
                  module_devices: int = 1, example_devices: int = 1) -> int:
     """How many modules one call scores: all ``num_modules`` if :func:`score_bytes` of a
-    device's share (``rows / example_devices`` examples) fits ``budget``, else the most that
-    fit (a multiple of ``module_devices``; at least one per device)."""
+    device's share (``rows / example_devices`` examples) fits ``budget``; else the fewest
+    chunks of at most as many modules as fit (at least one per device), made near-equal so
+    that little padding is needed (a multiple of ``module_devices``)."""
     per_device = -(-int(rows) // int(example_devices))
-    fit = budget // max(score_bytes(config, 1, per_device), 1)
-    chunk = max(int(fit), 1) * module_devices
-    return min(chunk, sharding.round_up(num_modules, module_devices))
+    fit = max(int(budget // max(score_bytes(config, 1, per_device), 1)), 1) * module_devices
+    chunks = -(-int(num_modules) // fit)
+    return sharding.round_up(-(-int(num_modules) // chunks), module_devices)
 
 
 SCORE_KINDS = ("probability", "contrast", "logits")
