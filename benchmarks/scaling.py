@@ -232,6 +232,7 @@ def main(argv=None):
         args.classes = int(args.classes)
         print(json.dumps(fn(args)))
         return
+    args.model_dir = os.path.abspath(args.model_dir)  # workers run from the repository root
     if args.smoke:
         args.classes, args.devices, args.n_pos, args.n_test = "4,8", "1,2", 8, 64
         args.units, args.reps, args.epochs, args.vocab = 8, 1, 1, 200
