@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from typing import Callable, Optional, Sequence
 
 import jax
@@ -149,8 +150,9 @@ def _scores_sharded(params, keep, head_class, x, dec, *, mesh, **static):
     return jax.lax.with_sharding_constraint(out, sharding.replicated(mesh))
 
 
-#: memory the composed scan may take per device when the device does not report its own
-#: (``memory_stats()["bytes_limit"]``, of which half is used)
+#: memory the composed scan may take per device when neither the device
+#: (``memory_stats()["bytes_limit"]``) nor the host (physical memory, for CPU devices) can be
+#: read; otherwise half of that is used
 DEFAULT_MEMORY_BUDGET = 8 << 30
 
 
@@ -167,7 +169,8 @@ def score_bytes(config: ModelConfig, modules: int, rows: int) -> int:
 
 def memory_budget_bytes(memory_budget: Optional[int] = None) -> int:
     """``memory_budget`` (bytes per device) or the default: half of what the first device
-    reports as its limit, else :data:`DEFAULT_MEMORY_BUDGET`."""
+    reports as its limit (accelerators), else half of the host's physical memory divided
+    among its devices (CPU devices share it), else :data:`DEFAULT_MEMORY_BUDGET`."""
     if memory_budget is not None:
         if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, np.integer)) \
                 or memory_budget < 1:
@@ -178,6 +181,12 @@ def memory_budget_bytes(memory_budget: Optional[int] = None) -> int:
         limit = (jax.devices()[0].memory_stats() or {}).get("bytes_limit")
     except Exception:  # backends without memory statistics (CPU)
         limit = None
+    if not limit:
+        try:
+            limit = (os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+                     // jax.local_device_count())
+        except (AttributeError, ValueError, OSError):  # not POSIX
+            limit = None
     return int(limit) // 2 if limit else DEFAULT_MEMORY_BUDGET
 
 
@@ -222,7 +231,8 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
         on ``B / examples`` examples of each batch (``B`` padded likewise); the scores equal
         the one-device ones to float32 rounding.
       memory_budget: bytes one call may take per device (default: half the device's memory
-        limit, :data:`DEFAULT_MEMORY_BUDGET` where the device reports none). When all modules
+        limit; CPU devices: half the host's memory, divided among them;
+        :func:`memory_budget_bytes`). When all modules
         would not fit (:func:`score_bytes`) they are scored in chunks of
         :func:`module_chunk` modules.
 

@@ -22,7 +22,7 @@ import pytest
 from jax.sharding import Mesh
 
 from modjax import sharding
-from modjax.compose import module_chunk, module_scores, score_bytes
+from modjax.compose import memory_budget_bytes, module_chunk, module_scores, score_bytes
 from modjax.data.synthetic import load_synthetic
 from modjax.decompose import decompose
 from modjax.models import ModelConfig
@@ -187,3 +187,8 @@ def test_memory_budget_chunks_modules_with_equal_scores():
     np.testing.assert_array_equal(np.argmax(chunked, 0), np.argmax(whole, 0))
     with pytest.raises(ValueError, match="memory_budget must be a positive number of bytes"):
         module_scores(decomp, params, x, memory_budget=0)
+    assert memory_budget_bytes(12345) == 12345
+    assert memory_budget_bytes() >= 1 << 20  # half the device's (or host's) memory
+    with pytest.raises(ValueError, match="memory_budget must be a positive number of bytes, "
+                                         "got True"):
+        memory_budget_bytes(True)
