@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -46,8 +47,9 @@ def _env(jax_cache: str, data_cache: str) -> dict:
     return env
 
 
-def _run(args, env) -> float:
-    """Wall seconds of ``python -m modjax ARGS`` (raises with its stderr if it fails)."""
+def _run(args, env, with_stderr: bool = False):
+    """Wall seconds of ``python -m modjax ARGS`` (raises with its stderr if it fails); with
+    ``with_stderr``, ``(seconds, stderr)``."""
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "modjax", *args], env=env, cwd=ROOT,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -55,7 +57,35 @@ def _run(args, env) -> float:
     if p.returncode != 0:
         raise RuntimeError(f"python -m modjax {' '.join(args)} failed ({p.returncode}):\n"
                            f"{p.stderr[-3000:]}")
-    return wall
+    return (wall, p.stderr) if with_stderr else wall
+
+
+#: Progress lines that start each phase of a run, in order (``modjax.cli``'s messages).
+PHASES = (("load model and data", "loading model"), ("decompose", "decomposing"),
+          ("module metrics", "computing module metrics"),
+          ("monolithic evaluation", "evaluating the monolithic"),
+          ("composed evaluation (figures drawn meanwhile)", "evaluating the composed"),
+          ("write outputs", "writing"), (None, "done"))
+_STAMP = re.compile(r"^\[\s*([0-9.]+)s\] (.*)$")
+
+
+def phase_seconds(wall: float, stderr: str) -> dict:
+    """Seconds per phase of one run from its progress lines: startup and exit (interpreter,
+    imports, flags: the wall time not covered by the progress clock) and each of
+    :data:`PHASES` (from its first line to the next phase's)."""
+    stamps = {}
+    for line in stderr.splitlines():
+        m = _STAMP.match(line.strip())
+        if m:
+            for _, prefix in PHASES:
+                if m.group(2).startswith(prefix) and prefix not in stamps:
+                    stamps[prefix] = float(m.group(1))
+    covered = stamps["done"] - stamps.get(PHASES[0][1], 0.0) if "done" in stamps else 0.0
+    out = {"startup and exit (imports, flags)": wall - covered}
+    for (name, prefix), (_, nxt) in zip(PHASES, PHASES[1:]):
+        if prefix in stamps and nxt in stamps:
+            out[name] = stamps[nxt] - stamps[prefix]
+    return out
 
 
 def _train(out: str, env: dict, epochs: int) -> None:
@@ -108,7 +138,7 @@ def main(argv=None) -> int:
     print(f"# model: {model} (CLINC LSTM-1); data: --data=clinc (15,000 train / 4,500 test); "
           f"--preset=artifact; reps={args.reps} (median)")
     print(f"# one monolithic forward pass over the 4,500 test utterances (warm): {fwd:.3f} s")
-    rows = []
+    rows, breakdown = [], {}
     for mode in [m for m in args.modes.split(",") if m]:
         empty, warm = [], []
         for r in range(args.reps):
@@ -119,6 +149,9 @@ def main(argv=None) -> int:
                    "--noprogress"]
             empty.append(_run(cmd, env))
             warm.append(_run(cmd, env))
+            if r == 0:  # where a warm run's time goes: once more, with progress lines
+                w_p, err = _run(cmd[:-1], env, with_stderr=True)
+                breakdown[mode] = (w_p, phase_seconds(w_p, err))
             shutil.rmtree(caches, ignore_errors=True)
         e, w = statistics.median(empty), statistics.median(warm)
         a = ARTIFACT_S[mode]
@@ -133,6 +166,18 @@ def main(argv=None) -> int:
     for mode, e, w, a in rows:
         print(f"| {mode} | {e:.2f} | {w:.2f} | {e / fwd:.0f} / {w / fwd:.0f} | {a} | "
               f"{a / e:.1f}x | {a / w:.1f}x (≥ {TARGET_WARM[mode]:.0f}) |")
+    if breakdown:
+        names = list(next(iter(breakdown.values()))[1])
+        print()
+        print("Where a warm run's time goes (one more warm run with progress lines; seconds):")
+        print()
+        print("| phase | " + " | ".join(breakdown) + " |")
+        print("|---|" + "---|" * len(breakdown))
+        for n in names:
+            print(f"| {n} | " + " | ".join(f"{b[1].get(n, float('nan')):.2f}"
+                                           for b in breakdown.values()) + " |")
+        print("| total (wall) | " + " | ".join(f"{b[0]:.2f}" for b in breakdown.values())
+              + " |")
     return 0
 
 

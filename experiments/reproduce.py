@@ -14,7 +14,11 @@ evaluation times. Configurations (``docs/method.md#artifact``):
   observation and head rows), evaluated with their forward pass;
 * ``paper`` — the paper's text: 20% cap, ``u_mask="paper"``, all steps observed;
 * ``per_gate`` — ``artifact`` with each gate column scored on its own (LSTM and GRU on CLINC and
-  Brown only).
+  Brown only);
+* ``artifact_paper_mask`` — ``artifact`` with the paper's recurrent mask semantics
+  (``u_mask="paper"``: a removed unit's recurrent row and column both go) instead of the
+  scripts' (``"code"``), on the many-output models (toxic, Brown), where the scripts use
+  ``"code"`` in both modes: it isolates what the mask semantics do to δ.
 
 Rows are written to ``<out>/results.json`` after each one and resume across runs; a row made
 with other settings is recomputed. ``--report`` renders the whole store (markdown, JSON and a
@@ -34,7 +38,7 @@ from absl import app, flags, logging
 from experiments import paper_results, runner
 
 FLAGS = flags.FLAGS
-CONFIGS = ("artifact", "paper", "per_gate")
+CONFIGS = ("artifact", "paper", "per_gate", "artifact_paper_mask")
 RESULTS_FORMAT = "modjax-table2"
 
 
@@ -109,11 +113,14 @@ def check_flags() -> dict:
 
 def applies(config_name: str, spec: runner.DatasetSpec, cell: str, mode: str) -> bool:
     """Whether a (configuration, dataset, cell, mode) row exists: 1:1 has no unrolled mode (a
-    single step); per-gate rows are LSTM and GRU on CLINC and Brown (or synthetic M:1, M:N)."""
+    single step); per-gate rows are LSTM and GRU on CLINC and Brown (or synthetic M:1, M:N);
+    ``artifact_paper_mask`` rows are the many-output models (toxic, Brown, synthetic 1:N, M:N)."""
     if spec.io == "one_to_one" and mode == "unrolled":
         return False
     if config_name == "per_gate":
         return cell in ("lstm", "gru") and spec.io in ("many_to_one", "many_to_many")
+    if config_name == "artifact_paper_mask":
+        return spec.io in ("one_to_many", "many_to_many")
     return True
 
 
@@ -128,6 +135,8 @@ def decompose_options(config_name: str, model_config, mode: str) -> dict:
                            rolled_obs="all_steps")
     elif config_name == "per_gate":
         opts = options_for("artifact", model_config, mode, gate_mode="per_gate")
+    elif config_name == "artifact_paper_mask":
+        opts = options_for("artifact", model_config, mode, u_mask="paper")
     else:
         opts = options_for("artifact", model_config, mode)
     return dataclasses.asdict(opts)

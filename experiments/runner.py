@@ -396,18 +396,15 @@ def compile_seconds():
 
 def enable_compilation_cache(path: Optional[str] = None) -> Optional[str]:
     """Turn on JAX's persistent compilation cache in ``path`` (default ``$MODJAX_JAX_CACHE`` or
-    ``~/.cache/modjax/jax``); returns the folder, or ``None`` if JAX refused."""
-    import jax
+    ``~/.cache/modjax/jax``; :func:`modjax.compile_cache.enable`); returns the folder, or
+    ``None`` if JAX refused."""
+    from modjax import compile_cache
 
-    path = path or os.environ.get("MODJAX_JAX_CACHE",
-                                  os.path.join(os.path.expanduser("~"), ".cache", "modjax", "jax"))
     try:
-        jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        return compile_cache.enable(path)
     except Exception as e:  # pragma: no cover - the cache is an optimisation only
         logging.warning("no persistent compilation cache: %s", e)
         return None
-    return path
 
 
 def hardware() -> str:

@@ -35,6 +35,7 @@ Example:
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import os
@@ -629,27 +630,35 @@ def summary_rows(inp: Inputs, summary, ov, times: dict) -> None:
         summary.rows.append(("composed evaluation time (warm)", f"{times['eval_warm']:.2f} s"))
 
 
+def draw_figures(out: str, inp: Inputs, decomp, ov) -> None:
+    """``out/keep_heatmap.png`` and ``out/overlap.png`` (:mod:`modjax.report`)."""
+    from modjax import report
+
+    os.makedirs(out, exist_ok=True)
+    has = np.asarray(decomp.has_positives)
+    unit_keep = np.asarray(decomp.unit_keep())
+    if decomp.config.directions == 2:  # [C, L, (T,) 2, H]: both directions side by side
+        unit_keep = unit_keep.reshape(unit_keep.shape[:-2] + (-1,))
+    model_name = os.path.basename(os.path.normpath(FLAGS.model))
+    report.keep_heatmap(unit_keep, inp.class_names, os.path.join(out, "keep_heatmap.png"),
+                        has_positives=has if decomp.unrolled else None,
+                        title=(f"{model_name}: units kept by each module"
+                               + (" (red: removed)" if not decomp.unrolled else
+                                  " — fraction of steps (with examples) kept")))
+    report.overlap_plot(ov, inp.class_names, os.path.join(out, "overlap.png"),
+                        title=f"{model_name}: pairwise module overlap (kept units)")
+
+
 def write_outputs(out: str, inp: Inputs, opt: Options, decomp, summary, ov,
                   eval_split: str) -> None:
-    """Stage 6: ``out/decomposition/``, the two figures and ``out/report.md``."""
+    """Stage 6: ``out/decomposition/`` and ``out/report.md`` (the figures: :func:`draw_figures`)."""
     from modjax import report
     from modjax.persist import save_decomposition
 
     config, data, class_names = inp.config, inp.data, inp.class_names
     os.makedirs(out, exist_ok=True)
     save_decomposition(os.path.join(out, "decomposition"), decomp, inp.params, overwrite=True)
-    has = np.asarray(decomp.has_positives)
-    unit_keep = np.asarray(decomp.unit_keep())
-    if decomp.config.directions == 2:  # [C, L, (T,) 2, H]: both directions side by side
-        unit_keep = unit_keep.reshape(unit_keep.shape[:-2] + (-1,))
     model_name = os.path.basename(os.path.normpath(FLAGS.model))
-    report.keep_heatmap(unit_keep, class_names, os.path.join(out, "keep_heatmap.png"),
-                        has_positives=has if decomp.unrolled else None,
-                        title=(f"{model_name}: units kept by each module"
-                               + (" (red: removed)" if not decomp.unrolled else
-                                  " — fraction of steps (with examples) kept")))
-    report.overlap_plot(ov, class_names, os.path.join(out, "overlap.png"),
-                        title=f"{model_name}: pairwise module overlap (kept units)")
 
     used = {**dataclasses.asdict(opt.resolved), "n_pos": opt.n_pos, "n_neg": opt.n_neg}
     opts_rows = [[k, f"`{v}`" + (" per other class" if k == "n_neg" and opt.neg_per_class
@@ -710,18 +719,28 @@ def cmd_decompose() -> int:
     decomp, t_dec_cold, t_dec_warm = run_decomposition(inp, opt, notes, progress)
     progress("computing module metrics (units kept, retention, Jaccard, overlap)")
     summary, ov = module_summary(inp, decomp)
+    # the figures depend on the masks only: drawn on a worker thread while the evaluation
+    # runs (XLA releases the GIL while it computes); a drawing error is raised below
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    figures = pool.submit(draw_figures, out, inp, decomp, ov)
+    pool.shutdown(wait=False)
     eval_split = evaluation_split(inp, notes)
-    acc_rows, t_eval_cold, t_eval_warm = evaluate(inp, decomp, eval_split, notes, progress)
+    try:
+        acc_rows, t_eval_cold, t_eval_warm = evaluate(inp, decomp, eval_split, notes, progress)
+    finally:
+        concurrent.futures.wait([figures])
     summary.rows += acc_rows
     summary_rows(inp, summary, ov, {"dec_cold": t_dec_cold, "dec_warm": t_dec_warm,
                                     "eval_cold": t_eval_cold, "eval_warm": t_eval_warm})
     summary.notes = notes
     progress(f"writing {out}/")
     try:
+        figures.result()
         write_outputs(out, inp, opt, decomp, summary, ov, eval_split)
     except (OSError, ValueError) as e:
         raise CLIError(f"--out: cannot write {out!r}: {_one_line(e)}") from None
     print_summary(out, inp, opt, summary)
+    progress("done")
     return 0
 
 

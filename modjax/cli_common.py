@@ -30,12 +30,6 @@ TRAIN_FLAGS = ("cell", "layers", "units", "embed_dim", "epochs", "batch_size", "
 _HELP_ARGS = ("--help", "-h", "--helpshort", "--helpfull", "-help", "-?")
 
 
-def default_cache_dir() -> str:
-    """``$MODJAX_JAX_CACHE``, else ``~/.cache/modjax/jax``."""
-    return os.environ.get("MODJAX_JAX_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "modjax", "jax")
-
-
 def define_flags() -> None:
     """Define the flags shared by every subcommand that :mod:`modjax.cli` does not (once)."""
     if "compilation_cache" in FLAGS:
@@ -139,17 +133,12 @@ def prepare_runtime() -> Optional[str]:
             _pylogging.getLogger(name).setLevel(_pylogging.ERROR)
     warnings.simplefilter("once")  # one line per distinct warning, whatever its origin
     _pylogging.getLogger().addFilter(_Once())
+    from modjax import compile_cache
+
     cache = FLAGS.compilation_cache
     if cache is None:
-        cache = os.environ.get("JAX_COMPILATION_CACHE_DIR") or default_cache_dir()
-    if cache.lower() in ("", "none", "off"):
-        return None
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(cache))
-    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    return cache
+        cache = os.environ.get("JAX_COMPILATION_CACHE_DIR") or compile_cache.default_dir()
+    return compile_cache.enable(cache)
 
 
 def untrained_warning(model_path: str, acc: float, chance: float,

@@ -22,7 +22,7 @@ import numpy as np
 
 from jax.sharding import PartitionSpec
 
-from modjax import sharding, validate
+from modjax import programs, sharding, validate
 from modjax.buckets import batch_plan, pad_rows
 from modjax.checkpoint import to_plain_dict
 from modjax.decomposition import Decomposition, check_module_index
@@ -265,11 +265,17 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
     for s, e in spans:
         xb = pad_rows(x[s:e].astype(np.int32), bs)
         db = None if dec_in is None else pad_rows(dec_in[s:e].astype(np.int32), bs)
-        out = _scores_jit(params, decomp.keep, decomp.head_class, xb, db, config=cfg,
-                          u_mask=decomp.options.u_mask, channel=kind, bound=bound,
-                          head_rows=decomp.options.head_rows)
-        outs.append(out[:, : e - s])
-    return jnp.concatenate(outs, axis=1)
+        out = programs.call(_scores_jit, (params, decomp.keep, decomp.head_class, xb, db),
+                            dict(config=cfg, u_mask=decomp.options.u_mask, channel=kind,
+                                 bound=bound, head_rows=decomp.options.head_rows))
+        outs.append(out)
+    return _stitch(tuple(outs), tuple(e - s for s, e in spans))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _stitch(outs, sizes):
+    """The batches' scores ``[C, bs, ...]`` cropped to ``sizes`` and joined on axis 1."""
+    return jnp.concatenate([o[:, :n] for o, n in zip(outs, sizes)], axis=1)
 
 
 def _scores_chunked(decomp: Decomposition, params, x, dec_in, bs: int, spans, kind: str,
@@ -341,9 +347,15 @@ def compose(decomp: Decomposition, params) -> Callable:
 
     def predict(x, dec_in=None):
         contrast = module_scores(decomp, params, x, dec_in, kind="contrast")
-        return vote(contrast, decomp.head_class), jax.nn.sigmoid(contrast)
+        return _vote_and_probabilities(contrast, decomp.head_class)
 
     return predict
+
+
+@jax.jit
+def _vote_and_probabilities(contrast: Array, head_class: Array):
+    """``contrast [C, N(, T)]`` -> ``(vote [N(, T)], sigmoid(contrast))`` in one program."""
+    return vote(contrast, head_class), jax.nn.sigmoid(contrast)
 
 
 # -- reuse and replacement: edits of the pytree ------------------------------------------

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec
 
-from modjax import concern, direction, sharding, validate
+from modjax import concern, direction, programs, sharding, validate
 from modjax.cells import CELL_TABLE
 from modjax.buckets import bucket as shape_bucket
 from modjax.checkpoint import to_plain_dict
@@ -445,16 +445,16 @@ def decompose_with_scores(params, data, *, model, class_names=None,
 
     # No class has more positives or negatives than the union holds: sample arrays (and the
     # memory they take) are bounded by the data, not by n_pos; the samples are the same.
-    arrays = (padded(x), padded(dec), padded(slots), real)
-    if mesh is not None:  # examples split over every device, params on each
+    arrays = (to_plain_dict(params), padded(x), padded(dec), padded(slots), real)
+    static = dict(config=config, options=opts, num_classes=num_classes,
+                  n_pos=min(n_pos, bucket), n_neg=min(n_neg, bucket), neg_per_class=per_class)
+    if mesh is None:
+        keep, has, finite, d = programs.call(_decompose_core, arrays, static)
+    else:  # examples split over every device, params on each; results replicated
         rows = PartitionSpec(tuple(mesh.axis_names))
-        params = sharding.put_tree(params, mesh)
-        arrays = tuple(None if a is None else sharding.put(a, mesh, rows) for a in arrays)
-    keep, has, finite, d = _decompose_core(
-        params, *arrays, config=config, options=opts,
-        num_classes=num_classes, n_pos=min(n_pos, bucket), n_neg=min(n_neg, bucket),
-        neg_per_class=per_class, mesh=mesh)
-    if mesh is not None:  # replicated results back to the default device
+        arrays = (sharding.put_tree(arrays[0], mesh),) + tuple(
+            None if a is None else sharding.put(a, mesh, rows) for a in arrays[1:])
+        keep, has, finite, d = _decompose_core(*arrays, mesh=mesh, **static)
         keep, has, finite = map(sharding.to_host, (keep, has, finite))
         d = jax.tree_util.tree_map(sharding.to_host, d)
     if not bool(finite):

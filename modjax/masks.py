@@ -19,6 +19,8 @@ head is not a mask: see :func:`modjax.compose.apply_masks`.
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -103,10 +105,22 @@ def masks_for(decomp: Decomposition, c: int, params) -> dict:
 def all_masks(decomp: Decomposition, params) -> dict:
     """Every module's masks at once: the pytree of :func:`masks_for` with a leading module
     axis on every leaf, ``[C, ...]`` (``[C, T, ...]`` for masked leaves of an unrolled
-    decomposition; the always-True leaves are ``[C, ...]`` too)."""
-    params = to_plain_dict(params)
-    return jax.vmap(lambda k: module_masks(decomp.config, decomp.options, k, params))(
-        jnp.asarray(decomp.keep, bool))
+    decomposition; the always-True leaves are ``[C, ...]`` too).
+
+    One compiled program per (config, options, params structure and shapes); only the
+    params' shapes are read, so their values are never copied to the device."""
+    leaves, treedef = jax.tree_util.tree_flatten(to_plain_dict(params))
+    shapes = tuple(tuple(np.shape(a)) for a in leaves)
+    fn = _all_masks_program(decomp.config, decomp.options, treedef, shapes)
+    return fn(jnp.asarray(decomp.keep, bool))
+
+
+@functools.lru_cache(maxsize=32)
+def _all_masks_program(config, options, treedef, shapes):
+    """``jit(vmap(module_masks))`` for params of this structure and these shapes."""
+    like = jax.tree_util.tree_unflatten(
+        treedef, [jax.ShapeDtypeStruct(s, np.float32) for s in shapes])
+    return jax.jit(jax.vmap(lambda k: module_masks(config, options, k, like)))
 
 
 __all__ = ["all_masks", "layer_prefix", "masks_for", "module_masks"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from modjax.checkpoint import to_plain_dict
@@ -66,17 +67,32 @@ def _channelled_head(decomp: Decomposition, kernel: np.ndarray, mask: np.ndarray
     """The channelled head of every module and step (:func:`modjax.compose.channelled_head`,
     as ``apply_masks`` builds it): ``kernel [H, K]``, ``mask [C, S, H*K]`` ->
     ``(new [C, S, H, K], p [C], q [C])``."""
-    import jax.numpy as jnp
+    H, K = kernel.shape
+    p = np.asarray(decomp.head_class, np.int64)
+    new = _channelled_kernels(np.asarray(mask).reshape(mask.shape[:2] + (H, K)),
+                              np.asarray(kernel), p.astype(np.int32))
+    return np.asarray(new), p, np.where(p == 0, 1, 0)
 
+
+@jax.jit
+def _channelled_kernels(mask, kernel, p):
+    """``mask [C, S, H, K]``, ``kernel [H, K]``, ``p [C]`` -> the masked, channelled kernels
+    ``[C, S, H, K]`` (one compiled program)."""
     from modjax.compose import channelled_head
 
-    H, K = kernel.shape
-    k = jnp.where(jnp.asarray(mask).reshape(mask.shape[:2] + (H, K)), jnp.asarray(kernel), 0)
-    p = np.asarray(decomp.head_class, np.int64)
-    bias = jnp.zeros((K,), k.dtype)
+    k = jnp.where(mask, kernel, 0)
+    bias = jnp.zeros((kernel.shape[-1],), k.dtype)
     per_step = jax.vmap(lambda ks, pc: channelled_head(ks, bias, pc)[0], in_axes=(0, None))
-    new = jax.vmap(per_step)(k, jnp.asarray(p))
-    return np.asarray(new), p, np.where(p == 0, 1, 0)
+    return jax.vmap(per_step)(k, p)
+
+
+@jax.jit
+def _channelled_biases(bias, p):
+    """``bias [K]``, ``p [C]`` -> each module's channelled head bias ``[C, K]``."""
+    from modjax.compose import channelled_head
+
+    zero_k = jnp.zeros((1, bias.shape[0]), bias.dtype)
+    return jax.vmap(lambda pc: channelled_head(zero_k, bias, pc)[1])(p)
 
 
 def jaccard_paper(decomp: Decomposition, params) -> np.ndarray:
@@ -167,11 +183,8 @@ def jaccard_positional(decomp: Decomposition, params) -> np.ndarray:
         hm = _leaf_per_step(decomp, masks["dense"]["kernel"], head.shape)
         new, p, q = _channelled_head(decomp, head, hm)
         same += (new == head.astype(new.dtype)[None, None]).reshape(C, S, -1).sum(-1)
-        from modjax.compose import channelled_head
-
         b = np.asarray(params["dense"]["bias"]).astype(jnp_dtype(params["dense"]["bias"]))
-        zero_k = np.zeros((1, b.size), b.dtype)
-        nb = np.asarray(jax.vmap(lambda pc: channelled_head(zero_k, b, pc)[1])(p))  # [C, K]
+        nb = np.asarray(_channelled_biases(b, p.astype(np.int32)))  # [C, K]
         same += (nb == b[None, :]).sum(1)[:, None]  # the bias has no step axis
     k = same / total
     return np.mean(k / (2 - k), axis=1)

@@ -10,8 +10,9 @@ import numpy as np
 import optax
 from absl import logging
 
-from modjax import validate
+from modjax import programs, validate
 from modjax.buckets import batch_plan, pad_rows
+from modjax.checkpoint import to_plain_dict
 from modjax.data.base import TaskData
 from modjax.models import ModelConfig, RNNModel, init_params
 
@@ -80,8 +81,8 @@ def _train_step(config, opt, params, opt_state, x, dec, y, w, rng):
     return optax.apply_updates(params, updates), opt_state, loss
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _predict_batch(config, params, x, dec):
+@functools.partial(jax.jit, static_argnames=("config",))
+def _predict_batch(params, x, dec, *, config):
     logits = RNNModel(config).apply({"params": params}, x, dec)
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
 
@@ -113,11 +114,13 @@ def predict(config: ModelConfig, params, x, dec_in=None, *, batch_size: int = 10
         one = config.io in ("one_to_one", "many_to_one")
         return np.zeros((0,) if one else (0, config.steps), np.int32)
     outs = []
+    plain = to_plain_dict(params)
     bs, spans = batch_plan(x.shape[0], batch_size)  # shape buckets: few compiled sizes
     for s, e in spans:
         xb = pad_rows(x[s:e], bs)
         db = None if dec_in is None else pad_rows(dec_in[s:e], bs)
-        outs.append(np.asarray(_predict_batch(config, params, xb, db))[: e - s])
+        outs.append(np.asarray(programs.call(_predict_batch, (plain, xb, db),
+                                             dict(config=config)))[: e - s])
     return np.concatenate(outs)
 
 

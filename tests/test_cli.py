@@ -1,5 +1,6 @@
 """End-to-end tests of ``python -m modjax decompose`` (subprocesses, run concurrently)."""
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -313,3 +314,18 @@ def test_forward_and_preset_flags(runs):
     assert loaded.config.forward == "artifact" and loaded.options == ref.options
     assert (loaded.options.u_mask, loaded.options.head_rows) == ("code", "step")
     np.testing.assert_array_equal(np.asarray(loaded.keep), np.asarray(ref.keep))
+
+
+def test_progress_lines_mark_every_phase_the_cli_benchmark_reports(runs):
+    """``benchmarks/cli.py`` splits a run's time by these progress lines: each phase is there,
+    in order, and ends with ``done``."""
+    from benchmarks.cli import PHASES, phase_seconds
+
+    _, err = _ok(runs, "rolled")
+    stamps = [float(m.group(1)) for m in re.finditer(r"^\[\s*([0-9.]+)s\] ", err, re.M)]
+    assert err.strip().splitlines()[-1].endswith("] done")
+    got = phase_seconds(stamps[-1] + 2.0, err)
+    assert set(got) == {"startup and exit (imports, flags)"} | {n for n, _ in PHASES if n}
+    assert all(v >= 0 for v in got.values()), got
+    assert got["startup and exit (imports, flags)"] == pytest.approx(2.0 + stamps[0])
+    assert sum(got.values()) == pytest.approx(stamps[-1] + 2.0)  # the whole wall time

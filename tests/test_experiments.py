@@ -251,7 +251,48 @@ def test_report_coverage_counts_the_full_grid():
     assert cov[("mathqa", "artifact")] == ("0 / 12", "**incomplete**")  # 1:1: rolled only
     assert cov[("clinc", "artifact")] == ("1 / 24", "**incomplete**")
     assert cov[("clinc", "per_gate")] == ("1 / 16", "**incomplete**")
-    assert ("toxic", "per_gate") not in cov and len(cov) == 10
+    assert ("toxic", "per_gate") not in cov
+    assert cov[("brown", "artifact_paper_mask")] == ("0 / 24", "**incomplete**")
+    assert ("clinc", "artifact_paper_mask") not in cov and len(cov) == 12
+
+
+def test_mask_ablation_pairs_each_artifact_row_with_its_paper_mask_row():
+    rows = [_row("brown", "many_to_many", "unrolled", "lstm", 4, -26.5, -2.84, nopad=-18.4),
+            _row("brown", "many_to_many", "unrolled", "lstm", 4, -2.0, -2.84, nopad=-2.5,
+                 config="artifact_paper_mask"),
+            _row("brown", "many_to_many", "rolled", "lstm", 4, -22.0, -84.63),  # no pair
+            _row("toxic", "one_to_many", "unrolled", "gru", 1, 0.5, 0.1, nopad=-1.25),
+            _row("toxic", "one_to_many", "unrolled", "gru", 1, 0.25, 0.1, nopad=-0.5,
+                 config="artifact_paper_mask")]
+    for r in rows:
+        r["model"] = runner.model_label(r["cell"], r["layers"])
+    got = table2_report.mask_ablation(rows)
+    assert [g[:3] for g in got] == [["toxic", "GRU-1", "unrolled"],
+                                    ["brown", "LSTM-4", "unrolled"]]
+    assert got[1][3:] == ["-26.50", "-2.00", "+24.50", "-18.40", "-2.50", "-2.84"]
+    assert got[0][5] == "-0.25" and got[0][7] == "-0.50"
+
+
+def test_smoke_paper_mask_configuration_runs_on_many_output_models_only(tmp_path):
+    out, report = tmp_path / "run", tmp_path / "t2.md"
+    p, _ = _run(["--smoke", "--datasets=synthetic:many_to_one,synthetic:many_to_many",
+                 "--cells=lstm", "--layers=1", "--configs=artifact,artifact_paper_mask",
+                 f"--out={out}", f"--report={report}"])
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    pm = [r for r in rows if r["config"] == "artifact_paper_mask"]
+    assert {(r["io"], r["mode"]) for r in pm} == {("many_to_many", "rolled"),
+                                                  ("many_to_many", "unrolled")}
+    for r in pm:
+        art = next(a for a in rows if a["config"] == "artifact" and a["io"] == r["io"]
+                   and a["mode"] == r["mode"])
+        o, a = r["settings"]["options"], art["settings"]["options"]
+        assert o["u_mask"] == "paper" and a["u_mask"] == "code"
+        assert {k: v for k, v in o.items() if k != "u_mask"} == \
+            {k: v for k, v in a.items() if k != "u_mask"}
+    md = report.read_text()
+    assert "## Mask semantics on the many-output models" in md
+    assert "## Per model: `artifact_paper_mask`" in md
 
 
 def test_bidirectional_cells_and_read_only_model_caches(tmp_path):
