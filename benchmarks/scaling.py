@@ -28,32 +28,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
 import time
 import warnings
 
+from benchmarks import decompose as decompose_benchmark
+from benchmarks.decompose import peak_rss_mib
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def peak_rss_mib() -> float:
-    """This process's peak resident set in MiB (Linux ``ru_maxrss`` is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def timed(fn, reps: int):
-    """``(compile_s, median_s)``: the first call minus the median of ``reps`` more."""
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
+    """``(compile_s, median_s)``: the warm-up call minus the median of ``reps`` more."""
+    first, med, _ = decompose_benchmark.timed(fn, reps)
     return max(first - med, 0.0), med
 
 
