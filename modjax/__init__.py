@@ -6,7 +6,7 @@ votes with modules taken from different models (reuse, replacement). ``compact``
 into a smaller ordinary model; ``minimal_modules`` finds the smallest modules within a
 validation cost.
 """
-from modjax import bleu, decision, metrics, translation
+from modjax import bleu, decision, metrics, sharding, translation
 from modjax.cells import CELL_TABLE, CellConfig, GRUCell, LSTMCell, RNNCell, SimpleRNNCell
 from modjax.checkpoint import load_model, save_model
 from modjax.compact import compact
@@ -36,4 +36,4 @@ __all__ = [
     "module_set_scores", "compose_modules", "compact", "minimal_modules", "MinimalModules",
     "scan_directions",
 ]
-__all__ += ["bleu", "translation"]
+__all__ += ["bleu", "translation", "sharding"]

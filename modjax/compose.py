@@ -12,13 +12,17 @@
 from __future__ import annotations
 
 import functools
+import logging
+import os
 from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from modjax import programs, validate
+from jax.sharding import PartitionSpec
+
+from modjax import programs, sharding, validate
 from modjax.buckets import batch_plan, pad_rows
 from modjax.checkpoint import to_plain_dict
 from modjax.decomposition import Decomposition, check_module_index
@@ -107,10 +111,9 @@ def removed_bound(decomp: Decomposition) -> int:
     return int(np.max(np.sum(~np.asarray(decomp.keep, bool), axis=-1), initial=0))
 
 
-@functools.partial(jax.jit, static_argnames=("config", "u_mask", "channel", "bound",
-                                             "head_rows"))
-def _scores_jit(params, keep, head_class, x, dec, *, config: ModelConfig, u_mask: str,
-                channel: str, bound: int, head_rows: str):
+def _scores_body(params, keep, head_class, x, dec, *, config: ModelConfig, u_mask: str,
+                 channel: str, bound: int, head_rows: str):
+    """Scores ``[m, B, ...]`` of the modules with keep vectors ``keep [m, ...]`` on ``x [B, ...]``."""
     keep = keep.astype(jnp.float32)
 
     def one(k, p):
@@ -126,11 +129,86 @@ def _scores_jit(params, keep, head_class, x, dec, *, config: ModelConfig, u_mask
     return jax.vmap(one)(keep, head_class)
 
 
+_STATIC = ("config", "u_mask", "channel", "bound", "head_rows")
+_scores_jit = jax.jit(_scores_body, static_argnames=_STATIC)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC + ("mesh",))
+def _scores_sharded(params, keep, head_class, x, dec, *, mesh, **static):
+    """:func:`_scores_body` on a ``("modules", "examples")`` mesh: each device scores its
+    modules on its examples (:func:`jax.shard_map`, no collective inside); the result
+    ``[m, B, ...]`` is gathered onto every device."""
+    mods, rows = PartitionSpec(sharding.MODULES), PartitionSpec(sharding.EXAMPLES)
+    body = functools.partial(_scores_body, **static)
+    args, specs = (params, keep, head_class, x), (PartitionSpec(), mods, mods, rows)
+    if dec is not None:
+        args, specs = args + (dec,), specs + (rows,)
+    out = jax.shard_map(lambda *a: body(*a, *([None] * (5 - len(a)))), mesh=mesh,
+                        in_specs=specs,
+                        out_specs=PartitionSpec(sharding.MODULES, sharding.EXAMPLES),
+                        check_vma=False)(*args)  # no collective inside
+    return jax.lax.with_sharding_constraint(out, sharding.replicated(mesh))
+
+
+#: memory the composed scan may take per device when neither the device
+#: (``memory_stats()["bytes_limit"]``) nor the host (physical memory, for CPU devices) can be
+#: read; otherwise half of that is used
+DEFAULT_MEMORY_BUDGET = 8 << 30
+
+
+def score_bytes(config: ModelConfig, modules: int, rows: int) -> int:
+    """An upper estimate of the memory (bytes) :func:`module_scores` takes for ``modules``
+    modules on ``rows`` examples in one call: every layer's states and gates at every step,
+    and the head's logits, in float32, per module and example."""
+    gates = {"simple": 1, "gru": 3, "lstm": 4}[config.cell]
+    dirs = config.directions
+    per = config.steps * config.layers * dirs * config.units * (gates + 1)
+    per += config.steps * config.num_classes
+    return 4 * int(modules) * int(rows) * per
+
+
+def memory_budget_bytes(memory_budget: Optional[int] = None) -> int:
+    """``memory_budget`` (bytes per device) or the default: half of what the first device
+    reports as its limit (accelerators), else half of the host's physical memory divided
+    among its devices (CPU devices share it), else :data:`DEFAULT_MEMORY_BUDGET`."""
+    if memory_budget is not None:
+        if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, np.integer)) \
+                or memory_budget < 1:
+            raise ValueError(f"memory_budget must be a positive number of bytes, got "
+                             f"{memory_budget!r}")
+        return int(memory_budget)
+    try:
+        limit = (jax.devices()[0].memory_stats() or {}).get("bytes_limit")
+    except Exception:  # backends without memory statistics (CPU)
+        limit = None
+    if not limit:
+        try:
+            limit = (os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+                     // jax.local_device_count())
+        except (AttributeError, ValueError, OSError):  # not POSIX
+            limit = None
+    return int(limit) // 2 if limit else DEFAULT_MEMORY_BUDGET
+
+
+def module_chunk(config: ModelConfig, num_modules: int, rows: int, budget: int,
+                 module_devices: int = 1, example_devices: int = 1) -> int:
+    """How many modules one call scores: all ``num_modules`` if :func:`score_bytes` of a
+    device's share (``rows / example_devices`` examples) fits ``budget``; else the fewest
+    chunks of at most as many modules as fit (at least one per device), made near-equal so
+    that little padding is needed (a multiple of ``module_devices``)."""
+    per_device = -(-int(rows) // int(example_devices))
+    fit = max(int(budget // max(score_bytes(config, 1, per_device), 1)), 1) * module_devices
+    chunks = -(-int(num_modules) // fit)
+    return sharding.round_up(-(-int(num_modules) // chunks), module_devices)
+
+
 SCORE_KINDS = ("probability", "contrast", "logits")
 
 
 def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: int = 4096,
-                  channel: Optional[bool] = None, kind: Optional[str] = None) -> Array:
+                  channel: Optional[bool] = None, kind: Optional[str] = None,
+                  mesh: sharding.MeshArg = None, memory_budget: Optional[int] = None
+                  ) -> Array:
     """Every module's score on ``x``, all modules in one batched scan per batch.
 
     Args:
@@ -145,6 +223,18 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
         is exactly 1.0 in float32 once the contrast passes about 16.6), ``"contrast"``
         (``z_p - z_q``, the unsaturated score the vote compares, ``docs/method.md#vote``) or
         ``"logits"``.
+      mesh: the devices to run on (``docs/scaling.md``): ``None`` (default) — every device
+        when there is more than one, arranged ``g x (n / g)`` with ``g = gcd(C, n)`` (modules
+        x examples), else one device; ``False`` — one device; a sequence of devices (arranged
+        likewise); or a :class:`jax.sharding.Mesh` with axes named ``"modules"`` and/or
+        ``"examples"``. Each device scores ``C / modules`` modules (``C`` padded to a multiple)
+        on ``B / examples`` examples of each batch (``B`` padded likewise); the scores equal
+        the one-device ones to float32 rounding.
+      memory_budget: bytes one call may take per device (default: half the device's memory
+        limit; CPU devices: half the host's memory, divided among them;
+        :func:`memory_budget_bytes`). When all modules
+        would not fit (:func:`score_bytes`) they are scored in chunks of
+        :func:`module_chunk` modules.
 
     Returns:
       ``[C, N]`` (one-output) or ``[C, N, T]`` (many-output) scores of each module's class;
@@ -167,6 +257,10 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
     # near-equal batches rounded up to a shape bucket (modjax.buckets): few compiled shapes
     bs, spans = batch_plan(N, batch_size)
     bound = removed_bound(decomp)
+    mesh = sharding.compose_mesh(mesh, C)
+    budget = memory_budget_bytes(memory_budget)
+    if mesh is not None or score_bytes(cfg, C, bs) > budget:
+        return _scores_chunked(decomp, params, x, dec_in, bs, spans, kind, bound, mesh, budget)
     outs = []
     for s, e in spans:
         xb = pad_rows(x[s:e].astype(np.int32), bs)
@@ -182,6 +276,49 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
 def _stitch(outs, sizes):
     """The batches' scores ``[C, bs, ...]`` cropped to ``sizes`` and joined on axis 1."""
     return jnp.concatenate([o[:, :n] for o, n in zip(outs, sizes)], axis=1)
+
+
+def _scores_chunked(decomp: Decomposition, params, x, dec_in, bs: int, spans, kind: str,
+                    bound: int, mesh, budget: int) -> Array:
+    """:func:`module_scores` in module chunks and/or on a ``("modules", "examples")`` mesh.
+
+    ``bs`` rows per call (rounded up to a multiple of the examples axis), ``spans`` the real
+    rows of each batch; the modules are padded to a whole number of chunks (kept-everything
+    modules, dropped after), so every call has one shape and compiles once.
+    """
+    cfg = decomp.config
+    C = decomp.num_modules
+    m, e_dev = (1, 1) if mesh is None else (mesh.shape[sharding.MODULES],
+                                           mesh.shape[sharding.EXAMPLES])
+    bs = sharding.round_up(bs, e_dev)
+    chunk = module_chunk(cfg, C, bs, budget, m, e_dev)
+    if chunk < C:
+        logging.info("module_scores: %d modules in chunks of %d (memory budget %d bytes per "
+                     "device)", C, chunk, budget)
+    padded = sharding.round_up(C, chunk)
+    keep = np.ones((padded,) + tuple(decomp.keep.shape[1:]), bool)
+    keep[:C] = np.asarray(decomp.keep)
+    head = np.zeros((padded,), np.int32)
+    head[:C] = np.asarray(decomp.head_class)
+    static = dict(config=cfg, u_mask=decomp.options.u_mask, channel=kind, bound=bound,
+                  head_rows=decomp.options.head_rows)
+    if mesh is None:
+        run, place = functools.partial(_scores_jit, **static), (lambda a, spec: a)
+    else:
+        run = functools.partial(_scores_sharded, mesh=mesh, **static)
+        place = functools.partial(sharding.put, mesh=mesh)
+        params = sharding.put_tree(params, mesh)
+    mods, rows = PartitionSpec(sharding.MODULES), PartitionSpec(sharding.EXAMPLES)
+    outs = []
+    for s, e in spans:
+        xb = place(pad_rows(x[s:e].astype(np.int32), bs), spec=rows)
+        db = None if dec_in is None else place(pad_rows(dec_in[s:e].astype(np.int32), bs),
+                                               spec=rows)
+        parts = [np.asarray(run(params, place(keep[c:c + chunk], spec=mods),
+                                place(head[c:c + chunk], spec=mods), xb, db))[:, : e - s]
+                 for c in range(0, padded, chunk)]
+        outs.append(np.concatenate(parts)[:C])
+    return jnp.asarray(np.concatenate(outs, axis=1))
 
 
 def vote(scores: Array, head_class: Array) -> Array:

@@ -42,6 +42,23 @@ def _count_rows(hit: Array) -> Array:
     return jnp.sum(x, axis=0)
 
 
+def _sum_rows(a: Array) -> Array:
+    """``jnp.sum(a, axis=0)`` for float ``[n, ...]`` in one fixed order: pairwise halving.
+
+    The rows are padded with zeros to a power of two and the two halves added until one row is
+    left: every addition is an elementwise op, so the result does not depend on how XLA
+    lowers a reduction for a given shape (which changes with the number of classes ``vmap``-ed
+    together, e.g. per device of a mesh). One order on one device and on many.
+    """
+    n = a.shape[0]
+    size = 1 << max(n - 1, 0).bit_length()
+    x = jnp.pad(a, [(0, size - n)] + [(0, 0)] * (a.ndim - 1))
+    while x.shape[0] > 1:
+        h = x.shape[0] // 2
+        x = x[:h] + x[h:]
+    return x[0]
+
+
 def _kth_key(keys: Array, k: Array) -> Array:
     """The ``k``-th smallest (0-based) of each column of unsigned keys ``[n, H]``, exactly.
 
@@ -124,7 +141,7 @@ def robust_mean(a: Array, valid: Array) -> Array:
     # off on CPU), and the boundary is hit exactly whenever half the observations share one
     # value (pre-padded steps): then ``mad`` is half the next deviation, whose ratio is 2.
     inlier = jnp.where(mad > 0, dev < 2 * mad, True) & valid[:, None]
-    total = jnp.sum(jnp.where(inlier, a, 0), axis=0)
+    total = _sum_rows(jnp.where(inlier, a, 0))  # one summation order for any batch shape
     count = jnp.sum(inlier, axis=0)
     return total / count
 

@@ -19,8 +19,9 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec
 
-from modjax import concern, direction, programs, validate
+from modjax import concern, direction, programs, sharding, validate
 from modjax.cells import CELL_TABLE
 from modjax.buckets import bucket as shape_bucket
 from modjax.checkpoint import to_plain_dict
@@ -229,10 +230,10 @@ def _relu_int_dtype(threshold, n_pos, n_neg, neg_per_class, num_classes, T, conf
 
 
 @functools.partial(jax.jit, static_argnames=("config", "options", "num_classes", "n_pos",
-                                             "n_neg", "neg_per_class"))
+                                             "n_neg", "neg_per_class", "mesh"))
 def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
                     options: DecomposeOptions, num_classes: int, n_pos: int, n_neg: int,
-                    neg_per_class: bool):
+                    neg_per_class: bool, mesh=None):
     per_gate = options.gate_mode == "per_gate"
     aux = _trace(params, x, dec, config=config, gates=per_gate)
     hidden = aux["hidden"]  # [L, U, T, H]
@@ -271,7 +272,7 @@ def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
     if bi:
         select = jax.vmap(select)
 
-    def per_class(c):
+    def per_class(c, src, step_ok, slots, real):
         pi, pok, ni, nok = _sample_indices(slots, real, c, n_pos, n_neg, neg_per_class,
                                            num_classes)
 
@@ -289,10 +290,39 @@ def _decompose_core(params, x, dec, slots, real, *, config: ModelConfig,
         keep, has, d = jax.vmap(per_layer)(src)  # [L, M, (2,) F], [L, M], [L, M, (2,) F]
         return keep, has[0], d
 
-    keep, has, d = jax.vmap(per_class)(jnp.arange(num_classes))  # [C, L, M, (2,) F], [C, M]
+    classes = (src, step_ok, slots, real)
+    all_classes = jax.vmap(per_class, in_axes=(0,) + (None,) * len(classes))
+    if mesh is None:
+        keep, has, d = all_classes(jnp.arange(num_classes), *classes)  # [C, L, M, (2,) F], [C, M]
+    else:
+        keep, has, d = _classes_sharded(all_classes, num_classes, mesh, classes)
     if not unrolled:
         keep = keep[:, :, 0]
     return keep, has, finite, d
+
+
+def _classes_sharded(all_classes, num_classes: int, mesh, state):
+    """The statistics and removal of every class, the classes split over ``mesh``.
+
+    ``state`` (the union's states, step validity, slots and validity) is replicated first: an
+    all-gather, which moves values and computes nothing. Each device then runs the unchanged
+    per-class computation for its own classes (:func:`jax.shard_map`, no collective inside), so
+    every class's medians, counts and sums are computed exactly as on one device. The class
+    axis is padded to a multiple of the device count with repeats of the first classes, which
+    are dropped after. Returns ``(keep, has, d)`` replicated on every device.
+    """
+    axes = tuple(mesh.axis_names)
+    everywhere = sharding.replicated(mesh)
+    state = tuple(jax.lax.with_sharding_constraint(a, everywhere) for a in state)
+    padded = sharding.round_up(num_classes, mesh.size)
+    classes = jnp.arange(padded, dtype=jnp.int32) % num_classes
+    out = jax.shard_map(all_classes, mesh=mesh,
+                        in_specs=(PartitionSpec(axes),) + (PartitionSpec(),) * len(state),
+                        out_specs=PartitionSpec(axes),
+                        # no collective inside; the loops' constant carries would need pcasts
+                        check_vma=False)(classes, *state)
+    return jax.tree_util.tree_map(
+        lambda a: jax.lax.with_sharding_constraint(a[:num_classes], everywhere), out)
 
 
 def selector(config: ModelConfig, options: DecomposeOptions):
@@ -313,7 +343,7 @@ def selector(config: ModelConfig, options: DecomposeOptions):
 
 
 def decompose(params, data, *, model, class_names=None, preset: Optional[str] = None,
-              **options) -> Decomposition:
+              mesh: sharding.MeshArg = None, **options) -> Decomposition:
     """Decompose a trained model into one module per class.
 
     Args:
@@ -329,6 +359,13 @@ def decompose(params, data, *, model, class_names=None, preset: Optional[str] = 
         ``"paper_text"``, ``"library"``), resolved for this model's cell, I/O type, depth,
         Dropout and ``mode`` by :func:`modjax.presets.decompose_options`; explicit options
         override it.
+      mesh: the devices to run on (``docs/scaling.md``): ``None`` (default) — every device
+        (:func:`jax.devices`) when there is more than one, else one device; ``False`` — one
+        device; a :class:`jax.sharding.Mesh` (any axis names; all its devices are used) or a
+        sequence of devices. On a mesh the trace is data-parallel over the ``U`` sampled
+        examples (``x [U, in_len]`` split over all devices, ``U`` padded to a multiple of the
+        device count with invalid rows) and the statistics are split over the ``C`` classes;
+        the keep vectors and scores are bit-identical to the one-device run.
       **options: fields of :class:`~modjax.decomposition.DecomposeOptions`.
 
     Returns:
@@ -341,12 +378,13 @@ def decompose(params, data, *, model, class_names=None, preset: Optional[str] = 
       ``UserWarning`` lists classes (and steps) without positive examples, which keep all units.
     """
     decomp, _ = decompose_with_scores(params, data, model=model, class_names=class_names,
-                                      preset=preset, warn_stacklevel=3, **options)
+                                      preset=preset, warn_stacklevel=3, mesh=mesh, **options)
     return decomp
 
 
 def decompose_with_scores(params, data, *, model, class_names=None,
-                          preset: Optional[str] = None, warn_stacklevel: int = 2, **options):
+                          preset: Optional[str] = None, warn_stacklevel: int = 2,
+                          mesh: sharding.MeshArg = None, **options):
     """:func:`decompose`, also returning every unit's score ``d = ct_pos - ct_neg``.
 
     Returns ``(decomp, d)`` with ``d [C, L, M, (2,) F]`` float (``M = 1`` rolled, ``T`` unrolled;
@@ -354,8 +392,10 @@ def decompose_with_scores(params, data, *, model, class_names=None,
     the removal rule sorted
     (``docs/method.md#statistics``). Raising the cap changes which of them are removed, not
     the scores, so a ladder of caps needs this one trace (:mod:`modjax.minimal`).
+    ``mesh`` as in :func:`decompose`.
     """
     config = resolve_model(model)
+    mesh = sharding.resolve_mesh(mesh)
     if preset is not None:
         from modjax.presets import options_for
 
@@ -391,6 +431,8 @@ def decompose_with_scores(params, data, *, model, class_names=None,
     U = len(idx)
     # a shape bucket (modjax.buckets): few distinct compiled sizes, at most 12.5% padding
     bucket = shape_bucket(U, minimum=128)
+    if mesh is not None:  # whole rows per device, enough for one matmul kernel
+        bucket = sharding.device_rows(bucket, mesh.size)
     real = np.zeros(bucket, bool)
     real[:U] = True
 
@@ -403,10 +445,18 @@ def decompose_with_scores(params, data, *, model, class_names=None,
 
     # No class has more positives or negatives than the union holds: sample arrays (and the
     # memory they take) are bounded by the data, not by n_pos; the samples are the same.
-    keep, has, finite, d = programs.call(
-        _decompose_core, (to_plain_dict(params), padded(x), padded(dec), padded(slots), real),
-        dict(config=config, options=opts, num_classes=num_classes, n_pos=min(n_pos, bucket),
-             n_neg=min(n_neg, bucket), neg_per_class=per_class))
+    arrays = (to_plain_dict(params), padded(x), padded(dec), padded(slots), real)
+    static = dict(config=config, options=opts, num_classes=num_classes,
+                  n_pos=min(n_pos, bucket), n_neg=min(n_neg, bucket), neg_per_class=per_class)
+    if mesh is None:
+        keep, has, finite, d = programs.call(_decompose_core, arrays, static)
+    else:  # examples split over every device, params on each; results replicated
+        rows = PartitionSpec(tuple(mesh.axis_names))
+        arrays = (sharding.put_tree(arrays[0], mesh),) + tuple(
+            None if a is None else sharding.put(a, mesh, rows) for a in arrays[1:])
+        keep, has, finite, d = _decompose_core(*arrays, mesh=mesh, **static)
+        keep, has, finite = map(sharding.to_host, (keep, has, finite))
+        d = jax.tree_util.tree_map(sharding.to_host, d)
     if not bool(finite):
         raise ValueError("the model's hidden states are not finite (NaN/inf) on the data: check "
                          "params and inputs")
