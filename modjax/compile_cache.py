@@ -25,14 +25,25 @@ def default_dir() -> str:
         os.path.expanduser("~"), ".cache", "modjax", "jax")
 
 
-def enable(path: Optional[str] = None) -> Optional[str]:
+def enable(path: Optional[str] = None, *, store_programs: bool = True,
+           min_compile_secs: float = 0.0) -> Optional[str]:
     """Turn on the persistent compilation cache in ``path`` (default :func:`default_dir`;
     ``"none"``, ``"off"`` or ``""`` leave it off). Returns the folder in use, or ``None``.
 
-    Raises ``TypeError`` when ``path`` is not a string or ``None``.
+    Args:
+      path: the cache folder.
+      store_programs: also keep exported programs in ``<path>/exported``
+        (:mod:`modjax.programs`).
+      min_compile_secs: keep programs that took at least this long to compile (0: all);
+        ``$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` overrides it.
+
+    Raises ``TypeError`` when ``path`` is not a string or ``None``, ``ValueError`` for a
+    negative ``min_compile_secs``.
     """
     if path is not None and not isinstance(path, str):
         raise TypeError(f"path must be a folder name (str) or None, got {type(path).__name__}")
+    if not min_compile_secs >= 0:
+        raise ValueError(f"min_compile_secs must be >= 0, got {min_compile_secs!r}")
     if path is None:
         path = default_dir()
     from modjax import programs
@@ -45,8 +56,8 @@ def enable(path: Optional[str] = None) -> Optional[str]:
     path = os.path.expanduser(path)
     jax.config.update("jax_compilation_cache_dir", path)
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    programs.enable(os.path.join(path, "exported"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_secs))
+    programs.enable(os.path.join(path, "exported") if store_programs else None)
     return path
 
 

@@ -14,8 +14,10 @@ if "MODJAX_DATA_CACHE" not in os.environ:  # the processed-data cache: one per t
 
 import jax  # noqa: E402
 
-_CACHE = os.environ.get("MODJAX_JAX_CACHE",
-                        os.path.join(os.path.expanduser("~"), ".cache", "modjax", "jax"))
-jax.config.update("jax_compilation_cache_dir", _CACHE)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+from modjax import compile_cache  # noqa: E402
+
+# the library's cache folder; only programs that take 0.5 s or more to compile; no stored
+# exported programs, so that tests which count traces see every trace
+_CACHE = compile_cache.enable(compile_cache.default_dir(), store_programs=False,
+                              min_compile_secs=0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -20,8 +20,9 @@ def main(src: str, dst: str) -> None:
 
     cache = os.environ.get("MODJAX_JAX_CACHE")
     if cache:
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        from modjax import compile_cache
+
+        compile_cache.enable(cache, store_programs=False, min_compile_secs=0.5)
     import numpy as np
     from jax.sharding import Mesh
 

@@ -77,3 +77,26 @@ def test_the_environment_overrides_the_threshold(tmp_path):
                _env(JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="30")).split()
     assert float(out[1]) == 30.0
     assert not os.path.isdir(path) or not os.listdir(path)
+
+
+def test_options_keep_programs_and_threshold_as_asked(tmp_path):
+    import jax
+
+    from modjax import programs
+
+    old = (jax.config.jax_compilation_cache_dir,
+           jax.config.jax_persistent_cache_min_compile_time_secs, programs.folder())
+    try:
+        assert compile_cache.enable(str(tmp_path), store_programs=False,
+                                    min_compile_secs=0.5) == str(tmp_path)
+        assert programs.folder() is None
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.5
+        compile_cache.enable(str(tmp_path))
+        assert programs.folder() == str(tmp_path / "exported")
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
+        with pytest.raises(ValueError, match="min_compile_secs must be >= 0"):
+            compile_cache.enable(str(tmp_path), min_compile_secs=-1)
+    finally:
+        jax.config.update("jax_compilation_cache_dir", old[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
+        programs.enable(old[2])
