@@ -259,28 +259,13 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
     bound = removed_bound(decomp)
     mesh = sharding.compose_mesh(mesh, C)
     budget = memory_budget_bytes(memory_budget)
-    if mesh is not None or score_bytes(cfg, C, bs) > budget:
-        return _scores_chunked(decomp, params, x, dec_in, bs, spans, kind, bound, mesh, budget)
-    outs = []
-    for s, e in spans:
-        xb = pad_rows(x[s:e].astype(np.int32), bs)
-        db = None if dec_in is None else pad_rows(dec_in[s:e].astype(np.int32), bs)
-        out = programs.call(_scores_jit, (params, decomp.keep, decomp.head_class, xb, db),
-                            dict(config=cfg, u_mask=decomp.options.u_mask, channel=kind,
-                                 bound=bound, head_rows=decomp.options.head_rows))
-        outs.append(out)
-    return _stitch(tuple(outs), tuple(e - s for s, e in spans))
+    return _scores_batched(decomp, params, x, dec_in, bs, spans, kind, bound, mesh, budget)
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _stitch(outs, sizes):
-    """The batches' scores ``[C, bs, ...]`` cropped to ``sizes`` and joined on axis 1."""
-    return jnp.concatenate([o[:, :n] for o, n in zip(outs, sizes)], axis=1)
-
-
-def _scores_chunked(decomp: Decomposition, params, x, dec_in, bs: int, spans, kind: str,
+def _scores_batched(decomp: Decomposition, params, x, dec_in, bs: int, spans, kind: str,
                     bound: int, mesh, budget: int) -> Array:
-    """:func:`module_scores` in module chunks and/or on a ``("modules", "examples")`` mesh.
+    """:func:`module_scores` batch by batch: on one device (through :func:`modjax.programs.call`)
+    or on a ``("modules", "examples")`` mesh, all modules per call or in module chunks.
 
     ``bs`` rows per call (rounded up to a multiple of the examples axis), ``spans`` the real
     rows of each batch; the modules are padded to a whole number of chunks (kept-everything
@@ -303,7 +288,8 @@ def _scores_chunked(decomp: Decomposition, params, x, dec_in, bs: int, spans, ki
     static = dict(config=cfg, u_mask=decomp.options.u_mask, channel=kind, bound=bound,
                   head_rows=decomp.options.head_rows)
     if mesh is None:
-        run, place = functools.partial(_scores_jit, **static), (lambda a, spec: a)
+        run = lambda *a: programs.call(_scores_jit, a, static)  # noqa: E731
+        place = lambda a, spec: a  # noqa: E731
     else:
         run = functools.partial(_scores_sharded, mesh=mesh, **static)
         place = functools.partial(sharding.put, mesh=mesh)
