@@ -317,7 +317,10 @@ def main(argv):
         logging.set_verbosity(logging.INFO)
     from experiments import runner
 
-    runner.enable_compilation_cache()
+    from modjax import compile_cache
+
+
+    compile_cache.enable()
     t0 = time.perf_counter()
     command = "python -m experiments.minimal_modules " + " ".join(sys.argv[1:])
     settings = {"max_cost": FLAGS.max_cost, "val_fraction": FLAGS.val_fraction,

@@ -248,7 +248,9 @@ def run(command: str) -> List[dict]:
     phases = runner.Phases()
     shown = []
     if FLAGS.compilation_cache:
-        runner.enable_compilation_cache()
+        from modjax import compile_cache
+
+        compile_cache.enable()
     for spec in run_desc["specs"]:
         data = None
         for cell in run_desc["cells"]:

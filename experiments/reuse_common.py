@@ -306,7 +306,9 @@ def run_experiments(desc: dict, store, command: str, intra_fn, inter_fn) -> None
     """Every pending row: ``intra_fn(spec, desc, cell, store, phases, command)`` per dataset and
     ``inter_fn(name, desc, cell, store, phases, command, cache)`` per inter problem."""
     phases = runner.Phases()
-    runner.enable_compilation_cache()
+    from modjax import compile_cache
+
+    compile_cache.enable()
     cache: dict = {}
     for cell in desc["cells"]:
         if "intra" in desc["parts"]:

@@ -394,19 +394,6 @@ def compile_seconds():
         box[0] = float(sum(_COMPILE_LOG[start:]))
 
 
-def enable_compilation_cache(path: Optional[str] = None) -> Optional[str]:
-    """Turn on JAX's persistent compilation cache in ``path`` (default ``$MODJAX_JAX_CACHE`` or
-    ``~/.cache/modjax/jax``; :func:`modjax.compile_cache.enable`); returns the folder, or
-    ``None`` if JAX refused."""
-    from modjax import compile_cache
-
-    try:
-        return compile_cache.enable(path)
-    except Exception as e:  # pragma: no cover - the cache is an optimisation only
-        logging.warning("no persistent compilation cache: %s", e)
-        return None
-
-
 def hardware() -> str:
     """One line: CPU model, cores, memory, JAX backend and version."""
     cpu = platform.processor() or platform.machine()

@@ -280,7 +280,9 @@ def run(command: str) -> List[dict]:
     store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT, KEY)
     phases = runner.Phases()
     if FLAGS.compilation_cache:
-        runner.enable_compilation_cache()
+        from modjax import compile_cache
+
+        compile_cache.enable()
     data = refs = None
     shown = []
     for cell in desc["cells"]:
