@@ -11,7 +11,9 @@ repetitions with ``block_until_ready``:
   concern identification), vs one plain jit-compiled forward pass
   (``apply_model(..., return_hidden=True)``) over the same sampled examples (the union);
 * ``module_scores``        — every module on the test set in one batched scan, vs ``C`` plain
-  forward passes over the test set (one jit-compiled forward timed, times ``C``).
+  forward passes over the test set (one jit-compiled forward timed, times ``C``); and
+  again with ``share_projection=True`` (the first layer's input projection computed once for
+  all modules).
 
 Targets (from the issue): decomposition <= 3x one forward pass; composed evaluation <= 1.5x
 ``C`` forward passes.
@@ -141,24 +143,30 @@ def main(argv=None):
         removed = float((~np.asarray(decomp.keep)).sum(-1).mean())
         s_t = timed(lambda: block(module_scores(decomp, params, x_test,
                                                 batch_size=args.batch_size)), args.reps)
-        rows.append((mode, d_t, s_t, removed))
+        p_t = timed(lambda: block(module_scores(decomp, params, x_test, share_projection=True,
+                                                batch_size=args.batch_size)), args.reps)
+        rows.append((mode, d_t, s_t, removed, p_t))
 
     print()
     print("| mode | decompose (s) | 1 forward on union (s) | ratio (target <= 3) "
           "| module_scores on test (s) | C forwards on test (s) | ratio (target <= 1.5) "
+          "| with share_projection (s) | ratio "
           "| compile: decompose / module_scores (s) | removed units / layer |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for mode, d_t, s_t, removed in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for mode, d_t, s_t, removed, p_t in rows:
         cf = C * f_test[1]
         print(f"| {mode} | {d_t[1]:.2f} | {f_union[1]:.2f} | {d_t[1] / f_union[1]:.2f} "
               f"| {s_t[1]:.2f} | {cf:.2f} ({C} x {f_test[1]:.2f}) | {s_t[1] / cf:.2f} "
+              f"| {p_t[1]:.2f} | {p_t[1] / cf:.2f} "
               f"| {d_t[0] - d_t[1]:.1f} / {s_t[0] - s_t[1]:.1f} | {removed:.1f} |")
     print()
     print(f"forward compile (union / test): {f_union[0] - f_union[1]:.1f} / "
           f"{f_test[0] - f_test[1]:.1f} s; all times: decompose "
-          + "; ".join(f"{m}: {[round(t, 2) for t in d[2]]}" for m, d, _, _ in rows)
+          + "; ".join(f"{m}: {[round(t, 2) for t in d[2]]}" for m, d, _, _, _ in rows)
           + "; module_scores "
-          + "; ".join(f"{m}: {[round(t, 2) for t in s[2]]}" for m, _, s, _ in rows)
+          + "; ".join(f"{m}: {[round(t, 2) for t in s[2]]}" for m, _, s, _, _ in rows)
+          + "; shared projection "
+          + "; ".join(f"{m}: {[round(t, 2) for t in p[2]]}" for m, _, _, _, p in rows)
           + f"; forward union {[round(t, 2) for t in f_union[2]]}, test "
           f"{[round(t, 2) for t in f_test[2]]}")
     print(f"peak memory (ru_maxrss): {peak_rss_mib():.0f} MiB")

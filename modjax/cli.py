@@ -771,7 +771,20 @@ def main(argv) -> None:
         rc = _COMMANDS[cmd]()
     except CLIError as e:
         _fail(str(e), cmd)
-    sys.exit(rc)
+    exit_now(rc)
+
+
+def exit_now(rc: int) -> None:
+    """End the process with status ``rc`` once its output is flushed, skipping the
+    interpreter's teardown: every file is written and closed by then (outputs, the compilation
+    cache and stored programs are written synchronously), and tearing down JAX, XLA and the
+    imported modules took about 0.5 s of a 4 s warm ``decompose`` run."""
+    import logging as std_logging
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    std_logging.shutdown()
+    os._exit(int(rc))
 
 
 def _fail(msg: str, cmd: str = "") -> None:

@@ -7,8 +7,8 @@ programs that took a second or more to compile; a command-line run compiles doze
 programs (metrics, the vote, slicing of batches) that each take 20-100 ms, and on a warm cache
 they added about 2.8 s to a 10 s run of ``python -m modjax decompose`` on CLINC. Setting
 ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` in the environment overrides the threshold.
-The same call keeps exported programs in ``<folder>/exported`` (:mod:`modjax.programs`), so
-that a new process does not trace them again either.
+The same call keeps compiled programs in ``<folder>/programs`` (:mod:`modjax.programs`), so
+that a new process does not trace and lower them again either.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def enable(path: Optional[str] = None, *, store_programs: bool = True,
 
     Args:
       path: the cache folder.
-      store_programs: also keep exported programs in ``<path>/exported``
+      store_programs: also keep compiled programs in ``<path>/programs``
         (:mod:`modjax.programs`).
       min_compile_secs: keep programs that took at least this long to compile (0: all);
         ``$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` overrides it.
@@ -57,7 +57,7 @@ def enable(path: Optional[str] = None, *, store_programs: bool = True,
     jax.config.update("jax_compilation_cache_dir", path)
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_secs))
-    programs.enable(os.path.join(path, "exported") if store_programs else None)
+    programs.enable(os.path.join(path, "programs") if store_programs else None)
     return path
 
 

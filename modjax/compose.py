@@ -112,14 +112,14 @@ def removed_bound(decomp: Decomposition) -> int:
 
 
 def _scores_body(params, keep, head_class, x, dec, *, config: ModelConfig, u_mask: str,
-                 channel: str, bound: int, head_rows: str):
+                 channel: str, bound: int, head_rows: str, share_projection: bool = False):
     """Scores ``[m, B, ...]`` of the modules with keep vectors ``keep [m, ...]`` on ``x [B, ...]``."""
     keep = keep.astype(jnp.float32)
 
     def one(k, p):
         logits = apply_model(config, params, x, dec, keep=k, u_mask=u_mask,
                              removed_bound=bound if u_mask == "code" else None,
-                             head_rows=head_rows)
+                             head_rows=head_rows, share_projection=share_projection)
         if channel == "probability":
             return channel_score(logits, p)
         if channel == "contrast":
@@ -129,7 +129,7 @@ def _scores_body(params, keep, head_class, x, dec, *, config: ModelConfig, u_mas
     return jax.vmap(one)(keep, head_class)
 
 
-_STATIC = ("config", "u_mask", "channel", "bound", "head_rows")
+_STATIC = ("config", "u_mask", "channel", "bound", "head_rows", "share_projection")
 _scores_jit = jax.jit(_scores_body, static_argnames=_STATIC)
 
 
@@ -207,8 +207,8 @@ SCORE_KINDS = ("probability", "contrast", "logits")
 
 def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: int = 4096,
                   channel: Optional[bool] = None, kind: Optional[str] = None,
-                  mesh: sharding.MeshArg = None, memory_budget: Optional[int] = None
-                  ) -> Array:
+                  mesh: sharding.MeshArg = None, memory_budget: Optional[int] = None,
+                  share_projection: bool = False) -> Array:
     """Every module's score on ``x``, all modules in one batched scan per batch.
 
     Args:
@@ -235,6 +235,12 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
         :func:`memory_budget_bytes`). When all modules
         would not fit (:func:`score_bytes`) they are scored in chunks of
         :func:`module_chunk` modules.
+      share_projection: compute the embedding and the first layer's input projection
+        ``x W + b`` once for all modules, before the time scan, and apply each module's column
+        mask to it inside the step (same scores). Fewer FLOPs, but an ``[N, T, gH]`` buffer
+        read at every step of every module: on a 2-core CPU it measured slower than
+        recomputing the projection per module (``docs/benchmarks.md``), so it is off by
+        default.
 
     Returns:
       ``[C, N]`` (one-output) or ``[C, N, T]`` (many-output) scores of each module's class;
@@ -259,11 +265,12 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
     bound = removed_bound(decomp)
     mesh = sharding.compose_mesh(mesh, C)
     budget = memory_budget_bytes(memory_budget)
-    return _scores_batched(decomp, params, x, dec_in, bs, spans, kind, bound, mesh, budget)
+    return _scores_batched(decomp, params, x, dec_in, bs, spans, kind, bound, mesh, budget,
+                           bool(share_projection))
 
 
 def _scores_batched(decomp: Decomposition, params, x, dec_in, bs: int, spans, kind: str,
-                    bound: int, mesh, budget: int) -> Array:
+                    bound: int, mesh, budget: int, share_projection: bool = False) -> Array:
     """:func:`module_scores` batch by batch: on one device (through :func:`modjax.programs.call`)
     or on a ``("modules", "examples")`` mesh, all modules per call or in module chunks.
 
@@ -286,7 +293,7 @@ def _scores_batched(decomp: Decomposition, params, x, dec_in, bs: int, spans, ki
     head = np.zeros((padded,), np.int32)
     head[:C] = np.asarray(decomp.head_class)
     static = dict(config=cfg, u_mask=decomp.options.u_mask, channel=kind, bound=bound,
-                  head_rows=decomp.options.head_rows)
+                  head_rows=decomp.options.head_rows, share_projection=share_projection)
     if mesh is None:
         run = lambda *a: programs.call(_scores_jit, a, static)  # noqa: E731
         place = lambda a, spec: a  # noqa: E731

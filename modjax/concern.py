@@ -167,6 +167,36 @@ def removal_count(max_remove: float, H: int) -> int:
     return int(math.ceil(max_remove * H - 1e-9))
 
 
+#: largest ``H`` for which :func:`stable_rank` compares all pairs (``[..., H, H]``) instead of
+#: sorting
+PAIRWISE_RANK_MAX = 512
+
+
+def stable_rank(d: Array) -> Array:
+    """Each entry's position in a stable ascending sort of ``d [H]``: ``[H]`` int32, equal to
+    the inverse permutation of ``jnp.argsort(d, stable=True)`` (NaN after every number, ``-0.0``
+    equal to ``0.0``, ties in index order).
+
+    For ``H <= PAIRWISE_RANK_MAX`` it counts, for each entry, the entries that sort before it
+    (an ``[H, H]`` comparison) instead of sorting: a compiled program with a sort cannot be
+    stored by :mod:`modjax.programs` on CPU (XLA does not serialize the sort's comparator).
+    """
+    H = d.shape[0]
+    if H > PAIRWISE_RANK_MAX:
+        order = jnp.argsort(d, stable=True)
+        return jnp.zeros((H,), jnp.int32).at[order].set(jnp.arange(H, dtype=jnp.int32))
+    a, b = d[:, None], d[None, :]  # a: the other entry j, b: entry i
+    if jnp.issubdtype(d.dtype, jnp.floating):
+        na, nb = jnp.isnan(a), jnp.isnan(b)
+        less = (a < b) | (~na & nb)
+        equal = (a == b) | (na & nb)
+    else:
+        less, equal = a < b, a == b
+    j = jnp.arange(H)
+    before = less | (equal & (j[:, None] < j[None, :]))
+    return jnp.sum(before, axis=0, dtype=jnp.int32)
+
+
 def select_logistic(d: Array, k: int, tie_ratio: float = 1.1) -> Array:
     """The paper's removal rule for logistic activations (docs/method.md#removal).
 
@@ -181,11 +211,9 @@ def select_logistic(d: Array, k: int, tie_ratio: float = 1.1) -> Array:
     Returns:
       ``[H]`` bool keep vector.
     """
-    H = d.shape[0]
-    order = jnp.argsort(d, stable=True)
-    rank = jnp.zeros((H,), jnp.int32).at[order].set(jnp.arange(H, dtype=jnp.int32))
+    rank = stable_rank(d)
     neg = d < 0
-    d_min = d[order[0]]
+    d_min = d[jnp.argmax(rank == 0)]
     tie = (d_min / jnp.where(neg, d, -1.0) < tie_ratio) & (rank > 0)
     removed = neg & ((rank < k) | tie)
     return ~removed
@@ -224,9 +252,7 @@ def select_relu(d: Array, k: int, threshold: float = -0.5, den: Optional[Array] 
     (``num * b <= a * den`` for ``threshold = a / b``: an exact tie such as
     ``1/3 - 5/6 = -1/2`` is removed, as in exact arithmetic). ``[H] -> [H]`` bool keep vector.
     """
-    H = d.shape[0]
-    order = jnp.argsort(d, stable=True)
-    rank = jnp.zeros((H,), jnp.int32).at[order].set(jnp.arange(H, dtype=jnp.int32))
+    rank = stable_rank(d)
     if den is None:
         below = d <= threshold
     else:

@@ -248,6 +248,9 @@ class RNNModel(nn.Module):
     ``"dropout"`` when ``train=True``. ``removed_bound`` (static) bounds the removed units per
     layer and step for the cheaper ``"code"`` masks (:func:`modjax.cells.masked_recurrent`).
     ``head_rows`` says which rows of the head a module keeps (:func:`head_row_keep`).
+    ``share_projection`` computes the first layer's input projection before its scan
+    (:func:`modjax.layers.scan_layer`'s ``project_inputs``; only with ``keep``), so that under
+    ``jax.vmap`` over modules it is computed once for all of them.
     """
 
     config: ModelConfig
@@ -269,7 +272,7 @@ class RNNModel(nn.Module):
 
     # -- shared recurrent stack ---------------------------------------------------------
     def _stack(self, layers, xs, pad_mask, keep, u_mask, initial_carries, return_gates,
-               removed_bound=None):
+               removed_bound=None, share_projection=False):
         """Run stacked layers; returns (top h [N,T,H], hidden list, gates list, finals).
 
         Bidirectional layers: hidden and gates ``[N, T, 2, F]`` per layer, finals with a
@@ -282,11 +285,11 @@ class RNNModel(nn.Module):
             bi = layer.bidirectional
             k = _layer_keep(keep, l)
             init = None if initial_carries is None else initial_carries[l]
-            # the first layer's input projection is computed once before its scan: its
-            # inputs (the embeddings) are the same for every module vmapped over
+            # share_projection: the first layer's input projection is computed once before
+            # its scan; its inputs (the embeddings) are the same for every module vmapped over
             out = layer(h, initial_carry=init, pad_mask=pad_mask, keep=k,
-                        return_gates=return_gates, u_mask=u_mask,
-                        removed_bound=removed_bound, project_inputs=(l == 0 and k is not None))
+                        return_gates=return_gates, u_mask=u_mask, removed_bound=removed_bound,
+                        project_inputs=(share_projection and l == 0 and k is not None))
             hs, final = out[0], out[1]
             hidden.append(hs)
             finals.append(final)
@@ -327,7 +330,8 @@ class RNNModel(nn.Module):
 
     def __call__(self, x, dec_in=None, *, keep=None, u_mask: str = "paper", train: bool = False,
                  return_hidden: bool = False, return_gates: bool = False,
-                 removed_bound: Optional[int] = None, head_rows: str = "step"):
+                 removed_bound: Optional[int] = None, head_rows: str = "step",
+                 share_projection: bool = False):
         c = self.config
         keep = _check_keep(keep, c)  # [L, F] (rolled) or [L, T, F]
         if c.io == "encoder_decoder":
@@ -337,11 +341,12 @@ class RNNModel(nn.Module):
             enc_final = self.encode(x)
             logits, aux = self.decode(dec_in, [enc_final] + [None] * (c.layers - 1), keep=keep,
                                       u_mask=u_mask, train=train, return_gates=return_gates,
-                                      removed_bound=removed_bound, head_rows=head_rows)
+                                      removed_bound=removed_bound, head_rows=head_rows,
+                                      share_projection=share_projection)
         else:
             xs, pad = self._embed_inputs(x)
             _, hidden, gates, _ = self._stack(self.rnn, xs, pad, keep, u_mask, None,
-                                              return_gates, removed_bound)
+                                              return_gates, removed_bound, share_projection)
             logits = self._head(hidden[-1], keep, train, head_rows)
             if c.io in ONE_OUTPUT:
                 logits = logits[:, -1]
@@ -365,7 +370,7 @@ class RNNModel(nn.Module):
 
     def decode(self, dec_in, carries, *, keep=None, u_mask="paper", train=False,
                return_gates=False, return_carries=False, removed_bound=None,
-               head_rows="step", head_keep=None):
+               head_rows="step", head_keep=None, share_projection=False):
         """Decoder pass from given carries.
 
         Args:
@@ -374,6 +379,7 @@ class RNNModel(nn.Module):
           keep: ``[L, T, H]`` for these ``T`` steps, or ``None``.
           head_rows: which head rows the module keeps (:func:`head_row_keep`).
           head_keep: ``[H]`` or ``[T, H]`` head rows to keep, overriding ``head_rows``.
+          share_projection: compute the first layer's input projection before its scan.
 
         Returns:
           ``(logits [N, T, V], aux)``; with ``return_carries`` also the final carries.
@@ -382,7 +388,8 @@ class RNNModel(nn.Module):
         e = self.decoder_embedding(dec_in)
         pad = (dec_in != 0) if c.mask_zero else None
         h_top, hidden, gates, finals = self._stack(self.decoder_rnn, e, pad, keep, u_mask,
-                                                   carries, return_gates, removed_bound)
+                                                   carries, return_gates, removed_bound,
+                                                   share_projection)
         logits = self._head(h_top, keep, train, head_rows, head_keep)
         aux = {"hidden": jnp.stack(hidden)}
         if return_gates:

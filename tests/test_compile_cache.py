@@ -92,7 +92,7 @@ def test_options_keep_programs_and_threshold_as_asked(tmp_path):
         assert programs.folder() is None
         assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.5
         compile_cache.enable(str(tmp_path))
-        assert programs.folder() == str(tmp_path / "exported")
+        assert programs.folder() == str(tmp_path / "programs")
         assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
         with pytest.raises(ValueError, match="min_compile_secs must be >= 0"):
             compile_cache.enable(str(tmp_path), min_compile_secs=-1)

@@ -561,11 +561,13 @@ def _dot_flops(jaxpr) -> int:
 
 
 @pytest.mark.parametrize("u_mask,N", [("paper", 300), ("code", 300), ("paper", 8)])
-def test_composed_scores_compute_the_first_layer_projection_once(u_mask, N):
-    """The embedding and the first layer's input projection ``x W + b`` are the same for every
-    module: C modules cost C times the rest of the forward pass, not C times the projection.
-    Counted from the compiled function's jaxpr (both paths of ``scan_layer``: masks on weight
-    copies for a large batch, on activations for a small one)."""
+def test_shared_projection_computes_the_first_layer_projection_once(u_mask, N):
+    """With ``share_projection`` the embedding and the first layer's input projection
+    ``x W + b`` are computed once: C modules cost one projection plus C times the rest of the
+    forward pass. Without it (the default), C times the whole pass when masks go on weight
+    copies. Counted from the compiled
+    function's jaxpr (both paths of ``scan_layer``: masks on weight copies for a large batch,
+    on activations for a small one)."""
     import importlib
 
     comp = importlib.import_module("modjax.compose")
@@ -575,13 +577,35 @@ def test_composed_scores_compute_the_first_layer_projection_once(u_mask, N):
     x = np.random.default_rng(0).integers(1, 50, (N, 7)).astype(np.int32)
     keep = jnp.asarray(np.random.default_rng(1).random((5, 2, 8)) > 0.2)
 
-    def flops(C):
+    def flops(C, share):
         fn = lambda p, k, h, xb: comp._scores_jit.__wrapped__(  # noqa: E731
             p, k, h, xb, None, config=cfg, u_mask=u_mask, channel="contrast", bound=3,
-            head_rows="step")
+            head_rows="step", share_projection=share)
         return _dot_flops(jax.make_jaxpr(fn)(params, keep[:C], jnp.arange(C), x).jaxpr)
 
     proj = 2 * N * 7 * 30 * 4 * 8  # [N, T, E] @ [E, 4H]
-    one, five = flops(1), flops(5)
+    one, five = flops(1, True), flops(5, True)
     assert one > proj  # the count sees the projection and the rest
     assert five == one + 4 * (one - proj)
+    assert flops(1, False) == one
+    # default: with masks on weight copies (large batch) every module projects its own inputs;
+    # with masks on activations (small batch) the unmasked x W is shared by vmap anyway
+    assert flops(5, False) == (5 * one if N > 30 + 8 else five)
+
+
+def test_shared_projection_gives_the_same_scores():
+    """``module_scores(share_projection=True)`` equals the default path (float32 rounding):
+    LSTM and GRU, both mask semantics, rolled and per-step keep vectors."""
+    for cell, u_mask, unrolled in [("lstm", "code", False), ("gru", "paper", True),
+                                   ("lstm", "paper", True)]:
+        cfg = ModelConfig(io="many_to_one", cell=cell, num_classes=4, vocab_size=40, in_len=6,
+                          layers=2, units=8, embed_dim=12)
+        params = init_params(cfg, 3)
+        rng = np.random.default_rng(4)
+        x = rng.integers(1, 40, (64, 6)).astype(np.int32)
+        y = rng.integers(0, 4, 64).astype(np.int32)
+        d = decompose(params, (x, y), model=cfg, mode="unrolled" if unrolled else
+                             "rolled", u_mask=u_mask, max_remove=0.3)
+        a = np.asarray(module_scores(d, params, x, kind="contrast"))
+        b = np.asarray(module_scores(d, params, x, kind="contrast", share_projection=True))
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)

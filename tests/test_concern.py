@@ -338,3 +338,20 @@ def test_relu_rule_decides_exact_rational_ties_exactly():
     # a threshold written as a decimal is read as that decimal: -0.3 = -3/10
     assert concern.threshold_fraction(-0.3) == (-3, 10)
     assert concern.threshold_fraction(-0.5) == (-1, 2)
+
+
+@pytest.mark.parametrize("H", [1, 7, 100, 600])
+def test_stable_rank_is_the_position_in_numpys_stable_sort(H):
+    """``stable_rank`` against NumPy's stable argsort: ties (index order), NaN (last), -0.0
+    (equal to 0.0) and integer scores; ``H = 600`` takes the sorting branch."""
+    from modjax.concern import stable_rank
+
+    rng = np.random.default_rng(H)
+    d = rng.integers(-4, 4, H).astype(np.float32) / 2  # many ties
+    d[rng.random(H) < 0.1] = np.nan
+    d[rng.random(H) < 0.1] = -0.0
+    for a in (d, rng.integers(-3, 3, H).astype(np.int32)):
+        want = np.empty(H, np.int64)
+        want[np.argsort(a, kind="stable")] = np.arange(H)
+        got = np.asarray(jax.jit(stable_rank)(jnp.asarray(a)))
+        np.testing.assert_array_equal(got, want)
