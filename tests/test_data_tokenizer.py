@@ -3,10 +3,13 @@
 Expected values are worked out by hand from Keras 2's documented algorithm (stable sort by count,
 ties in first-seen order, ids from 1, OOV = 1, only ids < num_words emitted).
 """
+import os
+
 import numpy as np
 import pytest
 
 from modjax.data.text import clean_clinc, word_tokenize
+from tests.ci import in_ci
 from modjax.data.tokenizer import (TextVectorization, Tokenizer, pad_sequences, standardize_keep_brackets,
                                    text_to_word_sequence)
 
@@ -92,3 +95,40 @@ def test_word_tokenize_treebank_cases():
 
 def test_clean_clinc():
     assert clean_clinc("Call me at 555-1234 http://x.y/z NOW!! it's 3.5 stars, ok?") == "call me at now it's . stars, ok"
+
+
+def _naive_word_tokenize(text):
+    """Every rule of modjax.data.text applied unconditionally, in order (no skipping)."""
+    from modjax.data import text as T
+
+    for rx, rep in T._OPENING + T._PUNCT + [T._BRACKETS, T._DASHES]:
+        text = rx.sub(rep, text)
+    text = " " + text + " "
+    for rx, rep in T._CLOSING:
+        text = rx.sub(rep, text)
+    for rx in T._SPLIT_WORDS:
+        text = rx.sub(r" \1 \2 ", text)
+    return text.split()
+
+
+def test_skipping_rules_that_cannot_match_changes_no_token():
+    """word_tokenize skips a rule when no character its pattern needs is in the text: the
+    tokens equal applying every rule, on crafted cases and on every CLINC utterance."""
+    cases = ['"Hi" (you)... «x» ‘y’ „z“ ``q`` a--b', "I CANNOT, d'ye GIMME gonna gotta",
+             "lemme more'n WANNA go 'Tis 'twas", "ſ 'tiſ 'twaſ", "it's 1,000: x; @#$%&*?! ' y'",
+             "can't won't they'll I'M we'RE", "end.", "end.'", "a .. b ... c", "[x] {y} <z>",
+             "", " ", "''quoted''", "'hola' , ok", "ok :", "x,y 3,5"]
+    for c in cases:
+        assert word_tokenize(c) == _naive_word_tokenize(c), c
+    from modjax.data.base import default_data_dir
+    from modjax.data.clinc import clinc_texts
+
+    if not os.path.isdir(os.path.join(default_data_dir(), "clinc")):
+        if in_ci():
+            pytest.fail("the shared CLINC data is missing (CI is set, so this is an error)")
+        pytest.skip("the shared CLINC data is not present")
+    xtr, _, xte, _ = clinc_texts()[:4]
+    assert len(xtr) + len(xte) == 19500
+    for t in list(xtr) + list(xte):
+        c = clean_clinc(t)
+        assert word_tokenize(c) == _naive_word_tokenize(c), c
