@@ -103,8 +103,10 @@ def masked_median(a: Array, valid: Array) -> Array:
       valid: ``[n]`` bool.
 
     Returns:
-      ``[H]``; NaN where no row is valid.
+      ``[H]``; NaN where no row is valid (every column when ``n == 0``).
     """
+    if a.shape[0] == 0:  # no rows at all (a model with one class has no negatives)
+        return jnp.full(a.shape[1:], jnp.nan, jnp.promote_types(a.dtype, jnp.float32))
     if a.dtype.itemsize < 4:  # half precision: order-preserving keys need 32 or 64 bits
         a = a.astype(jnp.float32)
     keys, back = _float_keys(a)

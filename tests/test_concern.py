@@ -355,3 +355,11 @@ def test_stable_rank_is_the_position_in_numpys_stable_sort(H):
         want[np.argsort(a, kind="stable")] = np.arange(H)
         got = np.asarray(jax.jit(stable_rank)(jnp.asarray(a)))
         np.testing.assert_array_equal(got, want)
+
+
+def test_median_and_robust_mean_of_no_rows_are_nan():
+    a = jnp.zeros((0, 5), jnp.float32)
+    v = jnp.zeros((0,), bool)
+    assert np.isnan(np.asarray(concern.masked_median(a, v))).all()
+    assert np.asarray(concern.masked_median(a, v)).shape == (5,)
+    assert np.isnan(np.asarray(concern.robust_mean(a, v))).all()

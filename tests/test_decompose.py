@@ -791,3 +791,23 @@ def test_sample_arrays_are_bounded_by_the_data_not_n_pos(monkeypatch):
     np.testing.assert_array_equal(np.asarray(huge.has_positives),
                                   np.asarray(enough.has_positives))
     assert seen[0]["n_pos"] == seen[0]["n_neg"] == 128  # the bucketed union of 90 examples
+
+
+@pytest.mark.parametrize("mode", ["rolled", "unrolled"])
+def test_a_translator_with_one_target_language_keeps_every_unit_and_says_so(mode):
+    """A one-language encoder-decoder has positives but no negatives for its only module: the
+    module keeps every unit (the whole model), with a warning, instead of failing on an empty
+    reduction."""
+    from modjax.data.synthetic import load_synthetic
+    from modjax.models import config_for
+
+    data = load_synthetic("encoder_decoder", n_train=240, n_test=8, seed=0)
+    config = config_for(data, cell="lstm", layers=1, units=8, embed_dim=6)
+    rows = data.concern_train == 0
+    src, dec = data.x_train[rows], data.decoder_input_train[rows]
+    params = init_params(config, 3)
+    with pytest.warns(UserWarning, match="keep every unit"):
+        d = decompose(params, ((src, dec), np.zeros(len(src), np.int32)), model=config,
+                      class_names=data.class_names[:1], n_pos=30, mode=mode)
+    assert d.num_modules == 1 and np.asarray(d.keep).all()
+    assert not np.asarray(d.has_positives).any()
