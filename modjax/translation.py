@@ -12,7 +12,8 @@ compiled greedy scan (:func:`modjax.models.greedy_decode`), and scores the words
 * :func:`references_from_ids` — tagged reference strings rebuilt from target ids (for data
   without raw text, such as the synthetic task);
 * :func:`tatoeba_references` — the raw tagged Tatoeba target sentences of a split, in the order
-  of :func:`modjax.data.tatoeba.load_tatoeba`'s rows.
+  of :func:`modjax.data.tatoeba.load_tatoeba`'s rows; :func:`split_references` the same for
+  any pairs (the motivating examples').
 """
 from __future__ import annotations
 
@@ -112,9 +113,16 @@ def tatoeba_references(path=None, *, seed: int = 19, split: str = "test",
     """The raw tagged target sentences (original case and punctuation) of a Tatoeba split, in
     the row order of :func:`modjax.data.tatoeba.load_tatoeba` with the same ``seed`` and
     ``eval_split=split``."""
-    from modjax.data.tatoeba import _select, split_pairs, tatoeba_pairs
+    from modjax.data.tatoeba import tatoeba_pairs
 
-    pairs, _ = tatoeba_pairs("local", path, languages=languages)
+    return split_references(tatoeba_pairs("local", path, languages=languages)[0], seed, split)
+
+
+def split_references(pairs, seed: int = 19, split: str = "test") -> List[str]:
+    """The tagged target sentences of ``split`` of ``(source, tagged target, language)`` pairs
+    (:func:`modjax.data.tatoeba.make_pairs`), split as the loaders split them."""
+    from modjax.data.tatoeba import _select, split_pairs
+
     _, evalp = _select(split_pairs(pairs, seed), split)
     return [p[1] for p in evalp]
 

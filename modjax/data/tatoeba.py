@@ -139,16 +139,10 @@ def load_tatoeba(source: str = "local", path=None, *, src_len: int = 20, tgt_len
                       max_tokens=max_tokens, notes=f"{notes}; seed {seed}; eval = {eval_split}")
 
 
-def load_tatoeba_motivating(problem: int = 1, path=None, *, targets=None, s2: bool = False, src_len: int = 20,
-                            tgt_len: int = 20, max_tokens: int = 30000, seed: int = 19,
-                            eval_split: str = "test") -> TaskData:
-    """The paper's motivating examples as :class:`TaskData` (io ``encoder_decoder``).
-
-    ``problem=1``: English -> ``targets`` (default ``("de", "ua", "it", "fr")``) from the aligned
-    ``problem1/*_ua_train_original.txt`` files. ``problem=2``: Estonian -> ``targets`` (default
-    ``("en", "de", "it")``) from ``problem2/*_et_train.txt``; with ``s2=True`` Estonian -> English from
-    the larger ``*_et_train_s2.txt`` pair. Same split and vectorisation as :func:`load_tatoeba`.
-    """
+def motivating_pairs(problem: int = 1, path=None, *, targets=None, s2: bool = False):
+    """``(pairs, targets, name, notes)`` of a motivating example (see
+    :func:`load_tatoeba_motivating`): the interleaved ``(source, tagged target, language)``
+    pairs before the split."""
     folder = data_folder(path, os.path.join("tatoeba", "motivating"))
     if problem == 1:
         targets = tuple(targets or ("de", "ua", "it", "fr"))
@@ -167,6 +161,20 @@ def load_tatoeba_motivating(problem: int = 1, path=None, *, targets=None, s2: bo
         raise ValueError(f"targets must be a non-empty subset of {allowed}, got {targets!r}")
     source_lines = _read_lines(fmt.format(src))
     pairs = make_pairs(source_lines, {t: _read_lines(fmt.format(t)) for t in targets})
+    return pairs, targets, f"tatoeba_motivating{problem}{'_s2' if s2 else ''}", f"{src} -> {targets}"
+
+
+def load_tatoeba_motivating(problem: int = 1, path=None, *, targets=None, s2: bool = False, src_len: int = 20,
+                            tgt_len: int = 20, max_tokens: int = 30000, seed: int = 19,
+                            eval_split: str = "test") -> TaskData:
+    """The paper's motivating examples as :class:`TaskData` (io ``encoder_decoder``).
+
+    ``problem=1``: English -> ``targets`` (default ``("de", "ua", "it", "fr")``) from the aligned
+    ``problem1/*_ua_train_original.txt`` files. ``problem=2``: Estonian -> ``targets`` (default
+    ``("en", "de", "it")``) from ``problem2/*_et_train.txt``; with ``s2=True`` Estonian -> English from
+    the larger ``*_et_train_s2.txt`` pair. Same split and vectorisation as :func:`load_tatoeba`.
+    """
+    pairs, targets, name, notes = motivating_pairs(problem, path, targets=targets, s2=s2)
     train, evalp = _select(split_pairs(pairs, seed), eval_split)
-    return build_task(f"tatoeba_motivating{problem}{'_s2' if s2 else ''}", train, evalp, targets, src_len=src_len,
-                      tgt_len=tgt_len, max_tokens=max_tokens, notes=f"{src} -> {targets}; seed {seed}")
+    return build_task(name, train, evalp, targets, src_len=src_len, tgt_len=tgt_len, max_tokens=max_tokens,
+                      notes=f"{notes}; seed {seed}")
