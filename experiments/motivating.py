@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 from typing import Dict, List
 
@@ -88,19 +87,7 @@ def define_flags():
     flags.DEFINE_enum("cell", "lstm", runner.CELLS, "Cell of every model (the paper: LSTM).")
     flags.DEFINE_integer("layers", 1, "Depth of every model (encoder and decoder).")
     flags.DEFINE_enum("mode", "rolled", ["rolled", "unrolled"], "Decomposition mode.")
-    flags.DEFINE_string("out", "runs/motivating", "Folder of results.json and the model cache.")
-    flags.DEFINE_string("report", None, "Write the report here (.md; .json beside it).")
-    flags.DEFINE_integer("epochs", None, "Training epochs (default: the preset's).")
-    flags.DEFINE_integer("limit_train", None, "A seeded subset of N training pairs per model "
-                         "(default: the preset's).")
-    flags.DEFINE_integer("limit_test", None, "Decode only the first N test pairs of each "
-                         "language (default: all).")
-    flags.DEFINE_integer("first", 500, "BLEU-1 on the first N test pairs of each language.")
-    flags.DEFINE_integer("decode_batch", 512, "Sentences per compiled decoding batch.")
-    flags.DEFINE_integer("seed", 0, "Subset, initialisation, shuffling and dropout seed.")
-    flags.DEFINE_bool("retrain", False, "Train again even if a cached checkpoint exists.")
-    flags.DEFINE_bool("render_only", False, "Only render --report from the stored rows.")
-    flags.DEFINE_bool("compilation_cache", True, "Use JAX's persistent compilation cache.")
+    tx.define_translator_flags("runs/motivating")
 
 
 def check_flags() -> dict:
@@ -112,15 +99,7 @@ def check_flags() -> dict:
                          f"{FLAGS.scenarios}")
     if FLAGS.layers < 1:
         raise ValueError(f"--layers must be >= 1, got {FLAGS.layers}")
-    for name in ("epochs", "limit_train", "limit_test", "first", "decode_batch"):
-        v = getattr(FLAGS, name)
-        if v is not None and v < 1:
-            raise ValueError(f"--{name} must be >= 1, got {v}")
-    size = dict(PRESETS[FLAGS.preset])
-    if FLAGS.epochs:
-        size["epochs"] = FLAGS.epochs
-    if FLAGS["limit_train"].present:
-        size["limit_train"] = FLAGS.limit_train
+    size = tx.preset_size(PRESETS[FLAGS.preset])
     return dict(scenarios=scenarios, preset=FLAGS.preset, size=size, cell=FLAGS.cell,
                 layers=FLAGS.layers, mode=FLAGS.mode, limit_test=FLAGS.limit_test,
                 first=FLAGS.first, seed=FLAGS.seed)
@@ -145,41 +124,23 @@ def run_model(name: str, scenario: Scenario, role: str, run: dict, store, settin
               phases, command: str) -> None:
     """Train or load one model of a scenario, decode with it and with its modules, and store
     one row per target language."""
-    import numpy as np
+    from modjax import translation
 
-    from modjax import metrics, translation
-    from modjax.decompose import decompose
-
-    size = run["size"]
     with phases("load"):
         data, refs = load(scenario, role, run)
-    config = tx.model_config(data, run["cell"], run["layers"], size)
-    spec = runner.DatasetSpec(id=data.name, name=data.name, source="local",
-                              io="encoder_decoder", paper_name=None)
-    model = runner.model_name(spec, run["cell"], run["layers"], size["epochs"],
-                              size["batch_size"], run["seed"], size["limit_train"],
-                              size["units"]) + "_" + "-".join(data.class_names)
-    model_dir = os.path.join(FLAGS.out, "models", model)
-    logging.info("== %s %s (%s)", name, role, model)
-    with phases("train"):
-        params, meta, _ = runner.train_or_load(config, data, model_dir, epochs=size["epochs"],
-                                               batch_size=size["batch_size"], seed=run["seed"],
-                                               retrain=FLAGS.retrain)
+    logging.info("== %s %s", name, role)
+    config, params, meta, model_dir = tx.train_translator(
+        data, run["cell"], run["layers"], run["size"], run["seed"],
+        "_" + "-".join(data.class_names), phases)
     rows = translation.language_rows(data.concern_test, len(data.class_names), run["limit_test"])
     refs_by_lang = [[refs[i] for i in r] for r in rows]
     unseen = tx.unseen_sources(data, rows)
     with phases("decode"):
         mono = tx.scores(tx.decode_all(config, params, data, rows)[0], refs_by_lang, data,
                          run["first"], unseen)
-    with phases("decompose"):
-        t0 = time.perf_counter()
-        decomp = decompose(params, data, model=config, **settings["options"])
-        decompose_s = time.perf_counter() - t0
-    ji = metrics.jaccard_paper(decomp, params)
-    kept = np.asarray(metrics.units_kept(decomp), np.float64)  # [C, L]
-    with phases("decode"):
-        mod = tx.scores(tx.decode_all(config, params, data, rows, decomp=decomp)[0],
-                        refs_by_lang, data, run["first"], unseen)
+    mod, _, ji, kept, decompose_s = tx.modules_bleu(config, params, data, rows, refs_by_lang,
+                                                    unseen, run["first"], settings["options"],
+                                                    phases)
     for lang, lname in enumerate(data.class_names):
         m, u = mono[lang], mod[lang]
         store.put({"scenario": name, "role": role, "language": lname,
@@ -205,12 +166,7 @@ def run(command: str) -> List[dict]:
     from modjax.presets import options_for
 
     desc = check_flags()
-    store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT, KEY)
-    phases = runner.Phases()
-    if FLAGS.compilation_cache:
-        from modjax import compile_cache
-
-        compile_cache.enable()
+    store, phases = tx.start(RESULTS_FORMAT, KEY)
     shown = []
     for name in desc["scenarios"]:
         scenario = SCENARIOS[name]
@@ -344,13 +300,7 @@ def program(command: str) -> None:
         print(f"report: {FLAGS.report}")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.INFO)
-    runner.exit_on_value_error(program, "python -m experiments.motivating "
-                               + " ".join(sys.argv[1:]))
+main = tx.main_of(program, "motivating")
 
 
 if __name__ == "__main__":

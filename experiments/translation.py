@@ -81,7 +81,14 @@ def define_flags():
     flags.DEFINE_list("cells", list(runner.CELLS), "lstm, gru, simple (vanilla tanh).")
     flags.DEFINE_list("layers", ["1", "2", "3", "4"], "Model depths (encoder and decoder).")
     flags.DEFINE_list("modes", ["rolled", "unrolled"], "Decomposition modes.")
-    flags.DEFINE_string("out", "runs/translation", "Folder of results.json and the model cache.")
+    define_translator_flags("runs/translation")
+    flags.DEFINE_bool("smoke", False, "Tiny synthetic run of the whole pipeline (tests).")
+
+
+def define_translator_flags(out: str) -> None:
+    """The flags every translator experiment shares: where results go, training size
+    overrides, decoding and scoring."""
+    flags.DEFINE_string("out", out, "Folder of results.json and the model cache.")
     flags.DEFINE_string("report", None, "Write the report here (.md; .json beside it).")
     flags.DEFINE_integer("epochs", None, "Training epochs (default: the preset's).")
     flags.DEFINE_integer("limit_train", None, "A seeded subset of N training pairs (default: "
@@ -93,8 +100,49 @@ def define_flags():
     flags.DEFINE_integer("seed", 0, "Subset, initialisation, shuffling and dropout seed.")
     flags.DEFINE_bool("retrain", False, "Train again even if a cached checkpoint exists.")
     flags.DEFINE_bool("render_only", False, "Only render --report from the stored rows.")
-    flags.DEFINE_bool("smoke", False, "Tiny synthetic run of the whole pipeline (tests).")
     flags.DEFINE_bool("compilation_cache", True, "Use JAX's persistent compilation cache.")
+
+
+def preset_size(preset: dict) -> dict:
+    """The training size of a preset with ``--epochs`` and ``--limit_train`` applied, after
+    checking the shared numeric flags (``ValueError`` naming the flag)."""
+    for name in ("epochs", "limit_train", "limit_test", "first", "decode_batch"):
+        v = getattr(FLAGS, name)
+        if v is not None and v < 1:
+            raise ValueError(f"--{name} must be >= 1, got {v}")
+    size = dict(preset)
+    if FLAGS.epochs:
+        size["epochs"] = FLAGS.epochs
+    if FLAGS["limit_train"].present:
+        size["limit_train"] = FLAGS.limit_train
+    return size
+
+
+def train_translator(data, cell: str, layers: int, size: dict, seed: int, suffix: str, phases):
+    """``(config, params, meta, model_dir)``: the preset's encoder-decoder for ``data``,
+    trained or loaded from ``<--out>/models/<name><suffix>``."""
+    config = model_config(data, cell, layers, size)
+    spec = runner.DatasetSpec(id=data.name, name=data.name, source="local",
+                              io="encoder_decoder", paper_name=None)
+    name = runner.model_name(spec, cell, layers, size["epochs"], size["batch_size"], seed,
+                             size["limit_train"], size["units"]) + suffix
+    model_dir = os.path.join(FLAGS.out, "models", name)
+    logging.info("== %s (%s)", runner.model_label(cell, layers), name)
+    with phases("train"):
+        params, meta, _ = runner.train_or_load(config, data, model_dir, epochs=size["epochs"],
+                                               batch_size=size["batch_size"], seed=seed,
+                                               retrain=FLAGS.retrain)
+    return config, params, meta, model_dir
+
+
+def start(results_format: str, key) -> tuple:
+    """``(store, phases)`` of a run, with JAX's persistent compilation cache turned on unless
+    ``--nocompilation_cache``."""
+    if FLAGS.compilation_cache:
+        from modjax import compile_cache
+
+        compile_cache.enable()
+    return runner.ResultStore(FLAGS.out, results_format, key), runner.Phases()
 
 
 def check_flags() -> dict:
@@ -108,16 +156,8 @@ def check_flags() -> dict:
     modes = [m.strip().lower() for m in FLAGS.modes]
     if not modes or any(m not in ("rolled", "unrolled") for m in modes):
         raise ValueError(f"--modes entries must be rolled or unrolled, got {FLAGS.modes}")
-    for name in ("epochs", "limit_train", "limit_test", "first", "decode_batch"):
-        v = getattr(FLAGS, name)
-        if v is not None and v < 1:
-            raise ValueError(f"--{name} must be >= 1, got {v}")
     preset = "smoke" if FLAGS.smoke else FLAGS.preset
-    size = dict(PRESETS[preset])
-    if FLAGS.epochs:
-        size["epochs"] = FLAGS.epochs
-    if FLAGS["limit_train"].present:
-        size["limit_train"] = FLAGS.limit_train
+    size = preset_size(PRESETS[preset])
     dataset = "synthetic" if FLAGS.smoke else FLAGS.dataset
     if FLAGS.smoke and not FLAGS["layers"].present:
         layers = [1]
@@ -201,27 +241,37 @@ def scores(words: Dict[int, list], refs_by_lang, data, first: int, unseen) -> Di
     return out
 
 
+def modules_bleu(config, params, data, rows, refs_by_lang, unseen, first: int, options: dict,
+                 phases):
+    """Decompose with ``options`` and score every language's module on its test rows:
+    ``(scores per language (:func:`scores`), sentences/s, JI [C], units kept [C, L],
+    decomposition seconds)``."""
+    import numpy as np
+
+    from modjax import metrics
+    from modjax.decompose import decompose
+
+    with phases("decompose"):
+        t0 = time.perf_counter()
+        decomp = decompose(params, data, model=config, **options)
+        decompose_s = time.perf_counter() - t0
+    ji = metrics.jaccard_paper(decomp, params)
+    kept = np.asarray(metrics.units_kept(decomp), np.float64)  # [C, L]
+    with phases("decode"):
+        words, sps = decode_all(config, params, data, rows, decomp=decomp)
+    return scores(words, refs_by_lang, data, first, unseen), sps, ji, kept, decompose_s
+
+
 def run_model(data, refs, cell: str, k: int, todo: List[tuple], run: dict, store, phases,
               command: str) -> None:
     """Train or load one model and compute its pending ``(mode, settings)`` rows."""
     import numpy as np
 
-    from modjax import metrics, translation
-    from modjax.decompose import decompose
+    from modjax import translation
 
-    size = run["size"]
-    config = model_config(data, cell, k, size)
-    spec = runner.DatasetSpec(id=data.name, name=data.name, source="local",
-                              io="encoder_decoder", paper_name=None)
-    name = runner.model_name(spec, cell, k, size["epochs"], size["batch_size"], run["seed"],
-                             size["limit_train"], size["units"]) + f"_{run['preset']}"
-    model_dir = os.path.join(FLAGS.out, "models", name)
+    config, params, meta, model_dir = train_translator(data, cell, k, run["size"], run["seed"],
+                                                       f"_{run['preset']}", phases)
     label = runner.model_label(cell, k)
-    logging.info("== %s (%s)", label, name)
-    with phases("train"):
-        params, meta, _ = runner.train_or_load(config, data, model_dir, epochs=size["epochs"],
-                                               batch_size=size["batch_size"], seed=run["seed"],
-                                               retrain=FLAGS.retrain)
     rows = translation.language_rows(data.concern_test, len(data.class_names), run["limit_test"])
     refs_by_lang = [[refs[i] for i in r] for r in rows]
     unseen = unseen_sources(data, rows)
@@ -231,15 +281,9 @@ def run_model(data, refs, cell: str, k: int, todo: List[tuple], run: dict, store
     logging.info("monolithic BLEU-1 (first %d) %s, %.0f sentences/s", run["first"],
                  [round(mono[l]["first"]["bleu1"], 2) for l in mono], mono_sps)
     for mode, settings in todo:
-        with phases("decompose"):
-            t0 = time.perf_counter()
-            decomp = decompose(params, data, model=config, **settings["options"])
-            decompose_s = time.perf_counter() - t0
-        ji = metrics.jaccard_paper(decomp, params)
-        kept = np.asarray(metrics.units_kept(decomp), np.float64)  # [C, L]
-        with phases("decode"):
-            mod_words, mod_sps = decode_all(config, params, data, rows, decomp=decomp)
-        mod = scores(mod_words, refs_by_lang, data, run["first"], unseen)
+        mod, mod_sps, ji, kept, decompose_s = modules_bleu(
+            config, params, data, rows, refs_by_lang, unseen, run["first"],
+            settings["options"], phases)
         for lang, lname in enumerate(data.class_names):
             m, u = mono[lang], mod[lang]
             paper = paper_delta(lname, cell, k, mode) if run["dataset"] == "tatoeba" else None
@@ -277,12 +321,7 @@ def run_model(data, refs, cell: str, k: int, todo: List[tuple], run: dict, store
 def run(command: str) -> List[dict]:
     """Compute every pending row of the flags' grid; returns the grid's rows."""
     desc = check_flags()
-    store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT, KEY)
-    phases = runner.Phases()
-    if FLAGS.compilation_cache:
-        from modjax import compile_cache
-
-        compile_cache.enable()
+    store, phases = start(RESULTS_FORMAT, KEY)
     data = refs = None
     shown = []
     for cell in desc["cells"]:
@@ -451,13 +490,21 @@ def program(command: str) -> None:
         report(command)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.INFO)
-    runner.exit_on_value_error(program, "python -m experiments.translation "
-                               + " ".join(sys.argv[1:]))
+def main_of(program, binary: str):
+    """An absl ``main`` that runs ``program(command)`` (verbose logging unless
+    ``--verbosity``; a ``ValueError`` exits 2 with one line)."""
+    def main(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        if not FLAGS["verbosity"].present:
+            logging.set_verbosity(logging.INFO)
+        runner.exit_on_value_error(program, f"python -m experiments.{binary} "
+                                   + " ".join(sys.argv[1:]))
+
+    return main
+
+
+main = main_of(program, "translation")
 
 
 if __name__ == "__main__":
