@@ -182,6 +182,7 @@ def run(command: str) -> List[dict]:
             settings = {"size": desc["size"], "seed": desc["seed"],
                         "limit_test": desc["limit_test"], "first": desc["first"],
                         "cell": desc["cell"], "layers": desc["layers"],
+                        "metrics": tx.METRICS_VERSION,
                         "options": dataclasses.asdict(options_for("artifact", probe,
                                                                   desc["mode"]))}
             keys = [(name, role, lang) for lang in targets]

@@ -51,6 +51,10 @@ PRESETS = {
     "smoke": dict(units=16, embed_dim=8, max_tokens=30000, epochs=3, batch_size=32,
                   limit_train=None),
 }
+#: Bumped when a stored row's metrics change meaning, so that rows computed before are stale
+#: and recomputed: 2 — the JI of a translator's module counts its masked head (not a
+#: classifier's channelled one).
+METRICS_VERSION = 2
 #: The paper's closing numbers for translation: mean δ (BLEU-1 points) rolled and unrolled.
 PAPER_MEAN_DELTA = {"rolled": 0.10, "unrolled": -0.2}
 
@@ -336,7 +340,7 @@ def run(command: str) -> List[dict]:
                 config = model_config(data, cell, k, desc["size"])
                 settings = {"size": desc["size"], "seed": desc["seed"],
                             "limit_test": desc["limit_test"], "first": desc["first"],
-                            "forward": config.forward,
+                            "forward": config.forward, "metrics": METRICS_VERSION,
                             "options": dataclasses.asdict(options_for("artifact", config,
                                                                       mode))}
                 keys = [(desc["dataset"], desc["preset"], cell, k, mode, lang)

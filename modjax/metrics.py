@@ -128,15 +128,16 @@ def jaccard_paper(decomp: Decomposition, params) -> np.ndarray:
         parts.append(np.where(m, inv[None, None, off:off + k.size], zero_id))
         off += k.size
     hm = _leaf_per_step(decomp, masks["dense"]["kernel"], head.shape)
-    new, p, q = _channelled_head(decomp, head, hm)
     H, K = head.shape
     head_ids = np.where(hm, inv[None, None, off:], zero_id).reshape(hm.shape[:2] + (H, K))
-    col = np.arange(K)[None, None, None, :]
-    qv = new[np.arange(C), :, :, q].astype(dtype)  # [C, S, H] the channelled column
-    at = np.clip(np.searchsorted(uniq, qv), 0, uniq.size - 1)
-    q_ids = np.where(uniq[at] == qv, at, -1)
-    head_ids = np.where(col == p[:, None, None, None], head_ids, zero_id)
-    head_ids = np.where(col == q[:, None, None, None], q_ids[..., None], head_ids)
+    if cfg.io != "encoder_decoder":  # encoder-decoder heads are masked, not channelled
+        new, p, q = _channelled_head(decomp, head, hm)
+        col = np.arange(K)[None, None, None, :]
+        qv = new[np.arange(C), :, :, q].astype(dtype)  # [C, S, H] the channelled column
+        at = np.clip(np.searchsorted(uniq, qv), 0, uniq.size - 1)
+        q_ids = np.where(uniq[at] == qv, at, -1)
+        head_ids = np.where(col == p[:, None, None, None], head_ids, zero_id)
+        head_ids = np.where(col == q[:, None, None, None], q_ids[..., None], head_ids)
     ids = np.concatenate(parts + [head_ids.reshape(hm.shape)], axis=-1)  # [C, S, P]
     S = ids.shape[1]
     present = np.zeros((C * S, uniq.size + 1), bool)  # the last column collects "not shared"

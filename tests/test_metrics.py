@@ -194,8 +194,10 @@ def _literal_jaccard_paper(d, p):
     model and of ``apply_masks``' module, ``I = |distinct shared values|``."""
     from modjax.compose import apply_masks
 
+    rnn = "decoder_rnn" if d.config.io == "encoder_decoder" else "rnn"
+
     def kernels(tree):
-        return np.concatenate([np.asarray(tree[f"rnn_{l}"]["kernel"]).ravel()
+        return np.concatenate([np.asarray(tree[f"{rnn}_{l}"]["kernel"]).ravel()
                                for l in range(d.config.layers)]
                               + [np.asarray(tree["dense"]["kernel"]).ravel()])
 
@@ -262,3 +264,22 @@ def test_vectorised_metrics_equal_their_literal_definitions(cell, mode, u_mask, 
     pos, ret = _literal_positional_and_retention(d, p)
     np.testing.assert_allclose(jaccard_positional(d, p), pos, rtol=1e-12)
     np.testing.assert_allclose(retention(d, p), ret, rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["rolled", "unrolled"])
+def test_jaccard_paper_of_translator_modules_equals_the_definition(mode):
+    """Encoder-decoder modules keep their head masked, not channelled (``apply_masks``): the
+    paper's JI over the decoder's input kernels and the head, against the literal definition;
+    a module that keeps every unit has JI 1."""
+    from modjax.data.synthetic import load_synthetic
+    from modjax.decompose import decompose
+    from modjax.models import config_for, init_params
+
+    data = load_synthetic("encoder_decoder", n_train=240, n_test=8, seed=0)
+    config = config_for(data, cell="lstm", layers=2, units=8, embed_dim=6)
+    p = init_params(config, 3)
+    d = decompose(p, data, model=config, n_pos=30, max_remove=0.3, mode=mode)
+    assert (~np.asarray(d.keep)).any()
+    np.testing.assert_allclose(jaccard_paper(d, p), _literal_jaccard_paper(d, p), rtol=1e-12)
+    full = d.replace(keep=jnp.ones_like(d.keep))
+    np.testing.assert_allclose(jaccard_paper(full, p), 1.0)
