@@ -70,10 +70,11 @@ def results(tmp_path_factory):
     for n in (1, 8):
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
                    JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
-        # programs compiled with simulated devices in a cache of their own, one per device
-        # count (the device count is not part of JAX's cache key; the two run at once)
+        # programs compiled with simulated devices in a cache of their own: the device count
+        # is not part of JAX's cache key
         env["MODJAX_JAX_CACHE"] = os.path.join(
-            jax.config.jax_compilation_cache_dir or str(tmp), f"simulated-devices-{n}")
+            os.path.dirname(jax.config.jax_compilation_cache_dir or str(tmp)),
+            "jax-simulated-devices")
         procs[n] = subprocess.Popen(
             [sys.executable, "-m", "tests.sharding_worker", str(job), str(tmp / f"{n}.npz")],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
