@@ -15,6 +15,23 @@ from modjax.models import apply_model, config_for, greedy_decode, init_params
 from modjax.train import fit
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _without_the_persistent_cache():
+    """This module's programs are compiled afresh, not read from JAX's persistent compilation
+    cache: three full runs of the suite (two of them with other processes compiling into the
+    same folder) had a worker die inside JAX's cache read (``get_executable_and_time``,
+    ``Aborted`` / ``Segmentation fault``) while loading an encoder-decoder program of this
+    module. The cause is not established; compiling this module's programs costs about 30 s."""
+    from jax._src import compilation_cache
+
+    was = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
+    yield
+    jax.config.update("jax_enable_compilation_cache", was)
+    compilation_cache.reset_cache()
+
+
 @functools.lru_cache(maxsize=None)
 def _random_setup(cell: str):
     data = load_synthetic("encoder_decoder", n_train=240, n_test=24, seed=1)
