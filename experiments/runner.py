@@ -121,6 +121,16 @@ def subset(data, limit_train: Optional[int], limit_test: Optional[int], seed: in
     return dataclasses.replace(data, **changes) if changes else data
 
 
+def select_train(data, idx):
+    """``data`` with only the training examples ``idx`` (indices or a boolean mask ``[N]``); the
+    test split, vocabularies and class names unchanged."""
+    import numpy as np
+
+    idx = np.asarray(idx)
+    return dataclasses.replace(data, **{k: getattr(data, k)[idx]
+                                        for k in _split_fields(data, "train")})
+
+
 def load_data(spec: DatasetSpec, seed: int, *, limit_train: Optional[int] = None,
               limit_test: Optional[int] = None):
     """The :class:`~modjax.data.base.TaskData` of ``spec`` (subsampled as asked), with a log line

@@ -122,16 +122,21 @@ def preset_size(preset: dict) -> dict:
     return size
 
 
-def train_translator(data, cell: str, layers: int, size: dict, seed: int, suffix: str, phases):
-    """``(config, params, meta, model_dir)``: the preset's encoder-decoder for ``data``,
-    trained or loaded from ``<--out>/models/<name><suffix>``."""
+def train_translator(data, cell: str, layers: int, size: dict, seed: int, suffix: str, phases,
+                     models_from=()):
+    """``(config, params, meta, model_dir)``: the preset's encoder-decoder for ``data``, from
+    the first read-only model folder of ``models_from`` that holds ``<name><suffix>`` with the
+    same config, else trained or loaded from ``<--out>/models/<name><suffix>``."""
     config = model_config(data, cell, layers, size)
     spec = runner.DatasetSpec(id=data.name, name=data.name, source="local",
                               io="encoder_decoder", paper_name=None)
     name = runner.model_name(spec, cell, layers, size["epochs"], size["batch_size"], seed,
                              size["limit_train"], size["units"]) + suffix
-    model_dir = os.path.join(FLAGS.out, "models", name)
     logging.info("== %s (%s)", runner.model_label(cell, layers), name)
+    found = runner.load_cached(config, [os.path.join(f, name) for f in models_from])
+    if found is not None:
+        return (config,) + found
+    model_dir = os.path.join(FLAGS.out, "models", name)
     with phases("train"):
         params, meta, _ = runner.train_or_load(config, data, model_dir, epochs=size["epochs"],
                                                batch_size=size["batch_size"], seed=seed,
