@@ -28,7 +28,7 @@ import itertools
 import json
 import os
 import time
-from typing import Dict, List
+from typing import List
 
 from absl import app, flags, logging
 
