@@ -15,23 +15,6 @@ from modjax.models import apply_model, config_for, greedy_decode, init_params
 from modjax.train import fit
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _without_the_persistent_cache():
-    """This module's programs are compiled afresh, not read from JAX's persistent compilation
-    cache: three full runs of the suite (two of them with other processes compiling into the
-    same folder) had a worker die inside JAX's cache read (``get_executable_and_time``,
-    ``Aborted`` / ``Segmentation fault``) while loading an encoder-decoder program of this
-    module. The cause is not established; compiling this module's programs costs about 30 s."""
-    from jax._src import compilation_cache
-
-    was = jax.config.jax_enable_compilation_cache
-    jax.config.update("jax_enable_compilation_cache", False)
-    compilation_cache.reset_cache()
-    yield
-    jax.config.update("jax_enable_compilation_cache", was)
-    compilation_cache.reset_cache()
-
-
 @functools.lru_cache(maxsize=None)
 def _random_setup(cell: str):
     data = load_synthetic("encoder_decoder", n_train=240, n_test=24, seed=1)
@@ -39,6 +22,13 @@ def _random_setup(cell: str):
     # scaled weights: sharper argmax, hidden states that differ between languages
     params = jax.tree_util.tree_map(lambda a: np.asarray(a) * 3.0, init_params(cfg, seed=3))
     return data, cfg, params
+
+
+@functools.lru_cache(maxsize=None)
+def _full_pass(cfg, u_mask: str, head_rows: str):
+    """One jit-compiled full encoder-decoder pass per configuration, built once per process
+    (not one new jit object, and one more compilation of the same program, per call)."""
+    return jax.jit(functools.partial(apply_model, cfg, u_mask=u_mask, head_rows=head_rows))
 
 
 def _rerun_prefix(cfg, params, src, start, end, keep=None, u_mask="paper", head_rows="step"):
@@ -49,7 +39,7 @@ def _rerun_prefix(cfg, params, src, start, end, keep=None, u_mask="paper", head_
     prefix[:, 0] = start
     out = np.zeros((n, T), np.int64)
     finished = np.zeros(n, bool)
-    run = jax.jit(functools.partial(apply_model, cfg, u_mask=u_mask, head_rows=head_rows))
+    run = _full_pass(cfg, u_mask, head_rows)
     for i in range(T):
         logits = np.asarray(run(params, src, prefix, keep=keep), np.float64)
         tok = logits[:, i].argmax(-1)
