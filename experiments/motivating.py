@@ -296,9 +296,7 @@ def program(command: str) -> None:
         print(f"{name}: TMA {a['TMA']:.2f} (paper {p['TMA']}), MA1 {a['MA1']:.2f} "
               f"(paper {p['MA1']}), MA2 {a['MA2']:.2f} (paper {p['MA2']})")
     if FLAGS.report:
-        store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT, KEY)
-        render(list(store.rows.values()), FLAGS.report, command)
-        print(f"report: {FLAGS.report}")
+        tx.write_report(RESULTS_FORMAT, KEY, render, command)
 
 
 main = tx.main_of(program, "motivating")

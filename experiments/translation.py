@@ -327,10 +327,18 @@ def run_model(data, refs, cell: str, k: int, todo: List[tuple], run: dict, store
                       for n in data.class_names], np.round(np.asarray(ji), 3).tolist())
 
 
-def run(command: str) -> List[dict]:
-    """Compute every pending row of the flags' grid; returns the grid's rows."""
+def run_grid(command: str, results_format: str, key, keys_of, compute) -> List[dict]:
+    """Compute every pending row of the flags' grid (cells × depths × modes); returns the
+    grid's rows.
+
+    ``keys_of(desc, data, cell, k, mode)`` lists the row keys of one model and mode;
+    ``compute(data, refs, cell, k, todo, desc, store, phases, command)`` computes a model's
+    pending ``todo = [(mode, settings), ...]`` and stores its rows.
+    """
+    from modjax.presets import options_for
+
     desc = check_flags()
-    store, phases = start(RESULTS_FORMAT, KEY)
+    store, phases = start(results_format, key)
     data = refs = None
     shown = []
     for cell in desc["cells"]:
@@ -340,25 +348,40 @@ def run(command: str) -> List[dict]:
                 if data is None:
                     with phases("load"):
                         data, refs = load(desc)
-                from modjax.presets import options_for
-
                 config = model_config(data, cell, k, desc["size"])
                 settings = {"size": desc["size"], "seed": desc["seed"],
                             "limit_test": desc["limit_test"], "first": desc["first"],
                             "forward": config.forward, "metrics": METRICS_VERSION,
                             "options": dataclasses.asdict(options_for("artifact", config,
                                                                       mode))}
-                keys = [(desc["dataset"], desc["preset"], cell, k, mode, lang)
-                        for lang in data.class_names]
-                if any(store.fresh(key, settings) is None for key in keys):
+                keys = keys_of(desc, data, cell, k, mode)
+                if any(store.fresh(kk, settings) is None for kk in keys):
                     todo.append((mode, settings))
                 shown += keys
             if todo:
-                run_model(data, refs, cell, k, todo, desc, store, phases, command)
+                compute(data, refs, cell, k, todo, desc, store, phases, command)
     store.save()
     logging.info("phases this run: %s", ", ".join(f"{k} {v:.1f}s"
                                                   for k, v in phases.seconds.items()))
     return [store.rows[k] for k in shown if k in store.rows]
+
+
+def _keys(desc: dict, data, cell: str, k: int, mode: str) -> List[tuple]:
+    """The row keys of one model and mode: one per target language."""
+    return [(desc["dataset"], desc["preset"], cell, k, mode, lang) for lang in data.class_names]
+
+
+def run(command: str) -> List[dict]:
+    """Compute every pending row of the flags' grid; returns the grid's rows."""
+    return run_grid(command, RESULTS_FORMAT, KEY, _keys, run_model)
+
+
+def write_report(results_format: str, key, render, command: str, *extra) -> None:
+    """Render ``--report`` from every row stored under ``--out`` with
+    ``render(rows, path, command, *extra)``."""
+    store = runner.ResultStore(FLAGS.out, results_format, key)
+    render(list(store.rows.values()), FLAGS.report, command, *extra)
+    print(f"report: {FLAGS.report}")
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -479,14 +502,12 @@ def render(rows: List[dict], path: str, command: str, bench: dict = None) -> Non
 def report(command: str) -> None:
     """Render ``--report`` from every stored row, with the decoding benchmark's numbers when
     ``decode_benchmark.json`` sits beside it."""
-    store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT, KEY)
     bench_path = os.path.join(os.path.dirname(FLAGS.report), "decode_benchmark.json")
     bench = None
     if os.path.isfile(bench_path):
         with open(bench_path) as fh:
             bench = json.load(fh).get("summary")
-    render(list(store.rows.values()), FLAGS.report, command, bench)
-    print(f"report: {FLAGS.report}")
+    write_report(RESULTS_FORMAT, KEY, render, command, bench)
 
 
 def program(command: str) -> None:

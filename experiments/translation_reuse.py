@@ -23,7 +23,6 @@ Rows are written to ``<out>/results.json`` after each model and resume across ru
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import os
@@ -133,40 +132,16 @@ def run_model(data, refs, cell: str, k: int, todo: List[tuple], run: dict, store
                          [round(scratch[l]["first"]["bleu1"], 2) for l in pair])
 
 
+def _keys(desc: dict, data, cell: str, k: int, mode: str) -> List[tuple]:
+    """The row keys of one model and mode: every language of every pair."""
+    names = data.class_names
+    return [(desc["dataset"], desc["preset"], cell, k, mode, f"{names[i]}-{names[j]}",
+             names[l]) for i, j in language_pairs(names) for l in (i, j)]
+
+
 def run(command: str) -> List[dict]:
     """Compute every pending row of the flags' grid; returns the grid's rows."""
-    from modjax.presets import options_for
-
-    desc = tx.check_flags()
-    store, phases = tx.start(RESULTS_FORMAT, KEY)
-    data = refs = None
-    shown = []
-    for cell in desc["cells"]:
-        for k in desc["layers"]:
-            todo = []
-            for mode in desc["modes"]:
-                if data is None:
-                    with phases("load"):
-                        data, refs = tx.load(desc)
-                config = tx.model_config(data, cell, k, desc["size"])
-                settings = {"size": desc["size"], "seed": desc["seed"],
-                            "limit_test": desc["limit_test"], "first": desc["first"],
-                            "forward": config.forward, "metrics": tx.METRICS_VERSION,
-                            "options": dataclasses.asdict(options_for("artifact", config,
-                                                                      mode))}
-                names = data.class_names
-                keys = [(desc["dataset"], desc["preset"], cell, k, mode,
-                         f"{names[i]}-{names[j]}", names[l])
-                        for i, j in language_pairs(names) for l in (i, j)]
-                if any(store.fresh(key, settings) is None for key in keys):
-                    todo.append((mode, settings))
-                shown += keys
-            if todo:
-                run_model(data, refs, cell, k, todo, desc, store, phases, command)
-    store.save()
-    logging.info("phases this run: %s", ", ".join(f"{k} {v:.1f}s"
-                                                  for k, v in phases.seconds.items()))
-    return [store.rows[k] for k in shown if k in store.rows]
+    return tx.run_grid(command, RESULTS_FORMAT, KEY, _keys, run_model)
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -261,9 +236,7 @@ def program(command: str) -> None:
               f"{runner.fmt(s['paper_mean'], signed=True)} / "
               f"{runner.fmt(s['paper_median'], signed=True)})")
     if FLAGS.report:
-        store = runner.ResultStore(FLAGS.out, RESULTS_FORMAT, KEY)
-        render(list(store.rows.values()), FLAGS.report, command)
-        print(f"report: {FLAGS.report}")
+        tx.write_report(RESULTS_FORMAT, KEY, render, command)
 
 
 main = tx.main_of(program, "translation_reuse")

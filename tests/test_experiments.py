@@ -1,16 +1,13 @@
 """experiments.paper_results (Table II parser) and experiments.reproduce (end to end, resume)."""
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
 
 from experiments import paper_results, runner, table2_report
+from tests.binaries import run_binary
 from tests.ci import in_ci
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Skip without the shared paper table, except in CI, where a missing table is a failure.
 needs_table = pytest.mark.skipif(
@@ -137,10 +134,8 @@ def test_report_statistics_by_hand():
 
 
 def _run(args, timeout=300):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "experiments.reproduce"] + args, cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=timeout)
+    p = run_binary("experiments.reproduce", args, timeout)
     return p, time.perf_counter() - t0
 
 

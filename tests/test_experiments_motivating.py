@@ -3,20 +3,15 @@ corpora, the averages from the rows, resume, and flag errors."""
 import json
 import os
 import statistics
-import subprocess
-import sys
 
 import pytest
 
+from tests.binaries import run_binary
 from tests.ci import in_ci
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(args, timeout=600):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "experiments.motivating"] + args, cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return run_binary("experiments.motivating", args, timeout)
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,13 @@
 """experiments.translation: end to end on the synthetic task (--smoke), resume, flags, summary."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.binaries import run_binary
 
 
 def _run(args, timeout=600):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "experiments.translation"] + args, cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return run_binary("experiments.translation", args, timeout)
 
 
 def test_smoke_end_to_end_and_resume(tmp_path):

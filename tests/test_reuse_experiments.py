@@ -1,9 +1,6 @@
 """experiments.reuse / experiments.replace (Tables III and IV): the pieces by hand, and each
 binary's smoke preset end to end."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 
@@ -11,9 +8,8 @@ from experiments import paper_results, replace, reuse_common
 from experiments import reuse as reuse_bin
 from modjax.data.base import TaskData
 from modjax.reuse import compose_modules, modules_of, module_set_scores, replacement
+from tests.binaries import run_binary
 from tests.trained_models import decomposed, trained
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _task(io, y_train, y_test, num_classes):
@@ -87,9 +83,7 @@ def test_paper_tables_three_and_four():
 
 
 def _run(module, args, timeout=400):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", module] + args, cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return run_binary(module, args, timeout)
 
 
 def test_reuse_smoke_end_to_end_and_resume(tmp_path):
