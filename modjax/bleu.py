@@ -10,7 +10,11 @@ Two scores, both in ``[0, 100]``:
   ``[startℓ]``/``[endℓ]`` tags (original case and punctuation), the hypotheses the decoded words
   starting with the ``[startℓ]`` tag (:func:`paper_hypothesis`).
 * :func:`sacre_bleu` — sacreBLEU's corpus BLEU (4-gram, its default ``13a`` tokeniser, case
-  sensitive) on detokenised text without tags (:func:`strip_tags`).
+  sensitive) on detokenised text without tags (:func:`strip_tags`). A translator whose target
+  vocabulary was lower-cased and stripped of punctuation cannot write either, so
+  :func:`bleu_scores` can put the references through the same standardisation first
+  (``standardize``); otherwise every capital and full stop of a reference is an unmatchable
+  token and the 4-gram score sinks towards 0 whatever the translation.
 
 Both are plain Python/NumPy over strings; nothing here touches JAX.
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Dict, List, Mapping, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -134,19 +138,27 @@ def paper_hypothesis(start_word: str, words: Tokens) -> List[str]:
 
 
 def bleu_scores(decoded: Sequence[Tokens], references: Sequence[str],
-                start_words: Sequence[str]) -> Dict[str, float]:
+                start_words: Sequence[str],
+                standardize: Optional[Callable[[str], str]] = None) -> Dict[str, float]:
     """Both scores of decoded sentences against raw tagged references.
 
     Args:
       decoded: ``N`` lists of decoded words (:func:`decoded_words`).
       references: ``N`` raw target sentences with tags (``"[startfr] Je suis là. [endfr]"``).
       start_words: ``N`` start tags (``"[startfr]"``).
+      standardize: ``str -> str`` applied to each reference before sacreBLEU (not BLEU-1, which
+        is the paper's and scores the raw text): the standardisation the model's target
+        vocabulary went through, e.g. :func:`modjax.data.tokenizer.standardize_keep_brackets`
+        for Tatoeba; ``None`` scores the raw references.
 
     Returns:
       ``{"bleu1": paper BLEU-1, "sacrebleu": sacreBLEU}``, each in ``[0, 100]``.
     """
     _check_pairs(decoded, references)
+    if standardize is not None and not callable(standardize):
+        raise TypeError(f"standardize must be None or a callable str -> str, got {standardize!r}")
     hyps = [paper_hypothesis(s, d) for s, d in zip(start_words, decoded)]
     return {"bleu1": paper_bleu1(hyps, references),
             "sacrebleu": sacre_bleu([" ".join(w for w in d if not is_tag(w)) for d in decoded],
-                                    [strip_tags(r) for r in references])}
+                                    [strip_tags(standardize(r) if standardize else r)
+                                     for r in references])}

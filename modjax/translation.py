@@ -128,11 +128,13 @@ def split_references(pairs, seed: int = 19, split: str = "test") -> List[str]:
 
 
 def score_language(decoded: Sequence[Sequence[str]], references: Sequence[str],
-                   start_word: str, limit: Optional[int] = None) -> Dict[str, float]:
+                   start_word: str, limit: Optional[int] = None,
+                   standardize=None) -> Dict[str, float]:
     """BLEU-1 (paper) and sacreBLEU of one language's decoded sentences against its
-    references, on the first ``limit`` sentences (all when ``None``)."""
+    references, on the first ``limit`` sentences (all when ``None``); ``standardize``: the
+    target standardisation sacreBLEU's references go through (:func:`modjax.bleu.bleu_scores`)."""
     decoded, references = list(decoded)[:limit], list(references)[:limit]
-    return bleu.bleu_scores(decoded, references, [start_word] * len(decoded))
+    return bleu.bleu_scores(decoded, references, [start_word] * len(decoded), standardize)
 
 
 def _module_args(config, decomp, module):

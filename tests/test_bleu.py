@@ -46,6 +46,23 @@ def test_bleu_scores_tags_in_bleu1_only():
     assert s["sacrebleu"] == pytest.approx(100 * 0.2 ** 0.25, abs=1e-9)
 
 
+def test_bleu_scores_standardizes_sacrebleu_references_only():
+    from modjax.data.tokenizer import standardize_keep_brackets
+
+    dec = [["a", "b", "c", "d", "e", "[endx]"]]
+    ref = ["[startx] A b, c d F. [endx]"]
+    s = bleu.bleu_scores(dec, ref, ["[startx]"], standardize=standardize_keep_brackets)
+    # sacreBLEU sees "a b c d f": precisions 4/5, 3/4, 2/3, 1/2, equal lengths
+    assert s["sacrebleu"] == pytest.approx(100 * (4 / 5 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25,
+                                           abs=1e-9)
+    # BLEU-1 stays the paper's, on the raw words: [startx], c, d, [endx] match; 7 words each
+    assert s["bleu1"] == pytest.approx(100 * 4 / 7, abs=1e-12)
+    raw = bleu.bleu_scores(dec, ref, ["[startx]"])
+    assert raw["bleu1"] == s["bleu1"] and raw["sacrebleu"] < 20
+    with pytest.raises(TypeError, match="standardize"):
+        bleu.bleu_scores(dec, ref, ["[startx]"], standardize="lower")
+
+
 def test_decoded_words_stops_at_end_and_drops_padding():
     vocab = {"": 0, "[UNK]": 1, "[startx]": 2, "[endx]": 3, "a": 4, "b": 5}
     words = bleu.id_words(vocab, 6)
