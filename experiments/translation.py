@@ -56,8 +56,11 @@ PRESETS = {
 #: Bumped when a stored row's metrics change meaning, so that rows computed before are stale
 #: and recomputed: 2 — the JI of a translator's module counts its masked head (not a
 #: classifier's channelled one); 3 — sacreBLEU's references are standardised like the
-#: model's targets (lower-case, no punctuation), which the decoded words cannot escape.
+#: model's targets (lower-case, no punctuation), which the decoded words cannot escape, and
+#: rows add BLEU-1 on the words alone and the share of unknown-word tokens.
 METRICS_VERSION = 3
+#: The target vocabulary's unknown-word token (modjax.data.tokenizer.TextVectorization, id 1).
+UNK = "[UNK]"
 #: The paper's closing numbers for translation: mean δ (BLEU-1 points) rolled and unrolled.
 PAPER_MEAN_DELTA = {"rolled": 0.10, "unrolled": -0.2}
 
@@ -236,9 +239,19 @@ def unseen_sources(data, rows) -> List[list]:
     return [[j for j, i in enumerate(r) if bytes(x[i]) not in seen] for r in rows]
 
 
+def unknown_share(decoded) -> float:
+    """The share of :data:`UNK` among the decoded words (tags excluded) of ``decoded`` (lists
+    of words); 0 when there are none."""
+    from modjax.bleu import is_tag
+
+    words = [w for d in decoded for w in d if not is_tag(w)]
+    return sum(w == UNK for w in words) / max(1, len(words))
+
+
 def scores(words: Dict[int, list], refs_by_lang, data, first: int, unseen) -> Dict[int, dict]:
-    """BLEU-1 and sacreBLEU per language, on the first ``first`` pairs, on all, and on those
-    with a source unseen in training (``unseen``: positions per language; ``None`` if none)."""
+    """BLEU-1 (tagged and on the words alone), sacreBLEU and the unknown-word share per
+    language, on the first ``first`` pairs, on all, and on those with a source unseen in
+    training (``unseen``: positions per language; ``None`` if none)."""
     from modjax import translation
     from modjax.data.tokenizer import standardize_keep_brackets
 
@@ -251,7 +264,7 @@ def scores(words: Dict[int, list], refs_by_lang, data, first: int, unseen) -> Di
         refs, pos = refs_by_lang[lang], unseen[lang]
         out[lang] = {
             "first": score(w, refs, start, first),
-            "all": score(w, refs, start),
+            "all": dict(score(w, refs, start), unk=unknown_share(w)),
             "unseen": score([w[j] for j in pos], [refs[j] for j in pos], start) if pos else None}
     return out
 
@@ -315,6 +328,9 @@ def run_model(data, refs, cell: str, k: int, todo: List[tuple], run: dict, store
                    "mono_sacrebleu_all": m["all"]["sacrebleu"],
                    "module_sacrebleu_all": u["all"]["sacrebleu"],
                    "delta_sacrebleu_all": u["all"]["sacrebleu"] - m["all"]["sacrebleu"],
+                   "mono_bleu1_words_all": m["all"]["bleu1_words"],
+                   "module_bleu1_words_all": u["all"]["bleu1_words"],
+                   "mono_unk_all": m["all"]["unk"], "module_unk_all": u["all"]["unk"],
                    "n_unseen": len(unseen[lang]),
                    "mono_bleu1_unseen": m["unseen"] and m["unseen"]["bleu1"],
                    "module_bleu1_unseen": u["unseen"] and u["unseen"]["bleu1"],
@@ -400,14 +416,25 @@ def summary(rows: List[dict]) -> Dict[str, dict]:
         ours = runner.mean_median(r["delta"] for r in rs)
         ours_all = runner.mean_median(r["delta_all"] for r in rs)
         sacre = runner.mean_median(r["delta_sacrebleu_all"] for r in rs)
+        words = runner.mean_median(r["module_bleu1_words_all"] - r["mono_bleu1_words_all"]
+                                   for r in rs if r.get("mono_bleu1_words_all") is not None)
+        quality = {k: runner.mean_median(r[k] for r in rs if r.get(k) is not None)[0]
+                   for k in ("mono_bleu1_all", "mono_bleu1_words_all", "mono_sacrebleu_all",
+                             "mono_unk_all")}
         paper_same = runner.mean_median(r["paper_delta"] for r in rs)
         paper_all = runner.mean_median(
             paper_delta(lang, cell, k, mode) for lang in ("fr", "de", "it") for cell in runner.CELLS for k in (1, 2, 3, 4))
         ji = runner.mean_median(r["ji"] for r in rs)
         out[mode] = {"delta": ours, "delta_all": ours_all, "delta_sacrebleu_all": sacre,
+                     "delta_bleu1_words_all": words, "mono_quality": quality,
                      "paper_delta_same_models": paper_same, "paper_delta_all_models": paper_all,
                      "ji": ji, "paper_avg_ji": paper_avg_ji(mode)}
     return out
+
+
+def _pct(x) -> str:
+    """``x`` (a share in [0, 1]) as a whole percentage, ``–`` when missing."""
+    return "–" if x is None else f"{100 * x:.0f}%"
 
 
 def render(rows: List[dict], path: str, command: str, bench: dict = None) -> None:
@@ -418,13 +445,17 @@ def render(rows: List[dict], path: str, command: str, bench: dict = None) -> Non
                                        if r["language"] in ("fr", "de", "it") else 9))
     head = ["Mode", "Model", "Lang", "n (first / all)", "BLEU-1 mono", "BLEU-1 module", "δ",
             "paper δ", "BLEU-1 mono (all)", "BLEU-1 module (all)", "δ (all)",
-            "sacreBLEU mono (all)", "sacreBLEU module (all)", "n unseen src",
+            "BLEU-1 words mono / module (all)", "sacreBLEU mono (all)",
+            "sacreBLEU module (all)", "[UNK] mono / module (all)", "n unseen src",
             "BLEU-1 mono (unseen)", "BLEU-1 module (unseen)", "JI"]
     body = [[r["mode"], r["model"], r["language"], f"{r['n_first']} / {r['n_test']}",
              f(r["mono_bleu1"]), f(r["module_bleu1"]), f(r["delta"], signed=True),
              f(r["paper_delta"], signed=True), f(r["mono_bleu1_all"]), f(r["module_bleu1_all"]),
-             f(r["delta_all"], signed=True), f(r["mono_sacrebleu_all"]),
-             f(r["module_sacrebleu_all"]), str(r.get("n_unseen", "–")),
+             f(r["delta_all"], signed=True),
+             f"{f(r.get('mono_bleu1_words_all'))} / {f(r.get('module_bleu1_words_all'))}",
+             f(r["mono_sacrebleu_all"]), f(r["module_sacrebleu_all"]),
+             f"{_pct(r.get('mono_unk_all'))} / {_pct(r.get('module_unk_all'))}",
+             str(r.get("n_unseen", "–")),
              f(r.get("mono_bleu1_unseen")), f(r.get("module_bleu1_unseen")),
              f(r["ji"], ".3f")] for r in rows]
     summ = summary(rows)
@@ -465,7 +496,9 @@ def render(rows: List[dict], path: str, command: str, bench: dict = None) -> Non
         "BLEU test pairs overlapped training). Each English sentence gives one pair per "
         "language, so most test pairs have a source seen in training (translated into another "
         "language): \"unseen\" columns score only the decoded pairs whose source ids occur in "
-        "no training pair.",
+        "no training pair. \"BLEU-1 words\": the paper's BLEU-1 without the tags on either side "
+        "(references standardised), since every hypothesis that stops matches its two tags; "
+        "\"[UNK]\": the share of decoded words that are the unknown-word token.",
         "",
         f"Coverage: {len(models)} of 12 models"
         + (f"; missing: {', '.join(missing)} (not computed by the deadline of this run)"
@@ -488,8 +521,17 @@ def render(rows: List[dict], path: str, command: str, bench: dict = None) -> Non
             f"mean {f(am, signed=True)}, median {f(amd, signed=True)} (its text quotes "
             f"{PAPER_MEAN_DELTA[mode]:+.2f}). All decoded test pairs: mean "
             f"{f(s['delta_all'][0], signed=True)}; sacreBLEU δ mean "
-            f"{f(s['delta_sacrebleu_all'][0], signed=True)}. JI mean {f(jm, '.3f')} "
+            f"{f(s['delta_sacrebleu_all'][0], signed=True)}; BLEU-1 on the words alone δ mean "
+            f"{f(s['delta_bleu1_words_all'][0], signed=True)}. JI mean {f(jm, '.3f')} "
             f"(paper's average {f(s['paper_avg_ji'], '.2f')}).")
+    q = next((s["mono_quality"] for s in summ.values() if s["delta"][2]), None)
+    if q and q["mono_bleu1_words_all"] is not None:
+        lines += ["", "How good the monolithic translators are (means over the rows, all decoded "
+                  f"test pairs): BLEU-1 {f(q['mono_bleu1_all'])}, of which the tags carry the "
+                  f"difference to BLEU-1 on the words alone, {f(q['mono_bleu1_words_all'])}; "
+                  f"sacreBLEU {f(q['mono_sacrebleu_all'])}; {_pct(q['mono_unk_all'])} of the "
+                  "decoded words are the unknown-word token. δ compares each model with its own "
+                  "modules, so it is measured on these translators, not on good ones."]
     if bench:
         lines += ["", f"Decoding ({bench.get('what', 'benchmarks/decode.py')}): batched scan "
                   f"{f(bench['scan_sps'], '.0f')} sentences/s, prefix re-running "

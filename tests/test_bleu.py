@@ -57,8 +57,12 @@ def test_bleu_scores_standardizes_sacrebleu_references_only():
                                            abs=1e-9)
     # BLEU-1 stays the paper's, on the raw words: [startx], c, d, [endx] match; 7 words each
     assert s["bleu1"] == pytest.approx(100 * 4 / 7, abs=1e-12)
+    # the words alone: 4 of 5 match "a b c d f", equal lengths
+    assert s["bleu1_words"] == pytest.approx(80.0, abs=1e-12)
     raw = bleu.bleu_scores(dec, ref, ["[startx]"])
     assert raw["bleu1"] == s["bleu1"] and raw["sacrebleu"] < 20
+    # raw words "A", "b,", "c", "d", "F.": only c and d match
+    assert raw["bleu1_words"] == pytest.approx(40.0, abs=1e-12)
     with pytest.raises(TypeError, match="standardize"):
         bleu.bleu_scores(dec, ref, ["[startx]"], standardize="lower")
 

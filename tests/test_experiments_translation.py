@@ -25,7 +25,9 @@ def test_smoke_end_to_end_and_resume(tmp_path):
         assert 0 < r["mono_bleu1"] <= 100 and 0 < r["ji"] <= 1
         assert r["n_test"] > 0 and r["n_first"] == min(500, r["n_test"])
         assert 0 <= r["n_unseen"] <= r["n_test"]
+        assert 0 <= r["mono_bleu1_words_all"] <= 100 and 0 <= r["module_unk_all"] <= 1
     md = report.read_text()
+    assert "BLEU-1 words mono / module (all)" in md and "How good the monolithic" in md
     assert "Coverage: 1 of 12 models" in md and "| rolled | LSTM-1 | rev |" in md
     assert "python -m experiments.translation --smoke" in md
     # a second run computes nothing: every row is fresh, the model is not retrained
@@ -103,3 +105,11 @@ def test_unseen_sources_by_hand():
                                  x_test=np.array([[1, 2, 0], [1, 2, 5], [3, 4, 5], [9, 9, 9]]))
     # language 0: test rows 0 (seen) and 3 (unseen); language 1: rows 2 (seen), 1 (unseen)
     assert tx.unseen_sources(data, [np.array([0, 3]), np.array([2, 1])]) == [[1], [1]]
+
+
+def test_unknown_share_counts_words_not_tags():
+    from experiments import translation as tx
+
+    decoded = [["[UNK]", "a", "[endfr]"], ["[UNK]", "[UNK]", "b", "c"], []]
+    assert tx.unknown_share(decoded) == pytest.approx(3 / 6)
+    assert tx.unknown_share([[], ["[endfr]"]]) == 0.0
