@@ -56,9 +56,9 @@ PRESETS = {
 #: Bumped when a stored row's metrics change meaning, so that rows computed before are stale
 #: and recomputed: 2 — the JI of a translator's module counts its masked head (not a
 #: classifier's channelled one); 3 — sacreBLEU's references are standardised like the
-#: model's targets (lower-case, no punctuation), which the decoded words cannot escape, and
+#: model's targets (lower-case, no punctuation), which the decoded words cannot escape; 4 —
 #: rows add BLEU-1 on the words alone and the share of unknown-word tokens.
-METRICS_VERSION = 3
+METRICS_VERSION = 4
 #: The target vocabulary's unknown-word token (modjax.data.tokenizer.TextVectorization, id 1).
 UNK = "[UNK]"
 #: The paper's closing numbers for translation: mean δ (BLEU-1 points) rolled and unrolled.
