@@ -146,14 +146,18 @@ def run(command: str) -> List[dict]:
 
 # -- report ------------------------------------------------------------------------------------
 def summary(rows: List[dict]) -> List[dict]:
-    """Per (preset, cell, mode): mean and median δ over the rows, beside the paper's."""
+    """Per (preset, cell, depth, mode): mean and median δ over the rows, beside the paper's
+    (whose rows are its 4-layer models of each cell)."""
     out = []
-    for preset, cell, mode in sorted({(r["preset"], r["cell"], r["mode"]) for r in rows},
-                                     key=lambda t: (t[0], runner.CELLS.index(t[1]), t[2])):
-        sel = [r for r in rows if (r["preset"], r["cell"], r["mode"]) == (preset, cell, mode)]
+    for preset, cell, k, mode in sorted(
+            {(r["preset"], r["cell"], r["layers"], r["mode"]) for r in rows},
+            key=lambda t: (t[0], runner.CELLS.index(t[1]), t[2], t[3])):
+        sel = [r for r in rows
+               if (r["preset"], r["cell"], r["layers"], r["mode"]) == (preset, cell, k, mode)]
         mean, median, n = runner.mean_median(r["delta"] for r in sel)
         paper = paper_row(cell)
-        out.append({"preset": preset, "cell": cell, "mode": mode, "n": n, "mean": mean,
+        out.append({"preset": preset, "cell": cell, "layers": k, "mode": mode, "n": n,
+                    "mean": mean,
                     "median": median, "paper_mean": paper and paper[0],
                     "paper_median": paper and paper[1],
                     "models": sorted({r["model"] for r in sel}),
@@ -169,10 +173,10 @@ def render(rows: List[dict], path: str, command: str) -> None:
     rows = sorted(rows, key=lambda r: (r["preset"], runner.CELLS.index(r["cell"]), r["layers"],
                                        r["mode"], r["pair"], r["language"]))
     summ = summary(rows)
-    head = ["preset", "cell", "mode", "models", "n", "δ mean", "δ median", "paper mean",
+    head = ["preset", "model", "mode", "n", "δ mean", "δ median", "paper mean (its 4-layer model)",
             "paper median", "sacreBLEU δ mean", "units kept (mean)"]
-    body = [[s["preset"], runner.model_label(s["cell"], 1).rsplit("-", 1)[0], s["mode"],
-             ", ".join(s["models"]), str(s["n"]), f(s["mean"], signed=True),
+    body = [[s["preset"], runner.model_label(s["cell"], s["layers"]), s["mode"],
+             str(s["n"]), f(s["mean"], signed=True),
              f(s["median"], signed=True), f(s["paper_mean"], signed=True),
              f(s["paper_median"], signed=True), f(s["sacrebleu_mean"], signed=True),
              f(100 * s["kept_fraction_mean"], ".1f") + "%"] for s in summ]
@@ -231,7 +235,7 @@ def program(command: str) -> None:
     """Run the grid (unless ``--render_only``), print the summary, write the report."""
     rows = [] if FLAGS.render_only else run(command)
     for s in summary(rows):
-        print(f"{s['preset']} {s['cell']} {s['mode']}: δ BLEU-1 mean {runner.fmt(s['mean'], signed=True)}"
+        print(f"{s['preset']} {runner.model_label(s['cell'], s['layers'])} {s['mode']}: δ BLEU-1 mean {runner.fmt(s['mean'], signed=True)}"
               f", median {runner.fmt(s['median'], signed=True)} over {s['n']} (paper "
               f"{runner.fmt(s['paper_mean'], signed=True)} / "
               f"{runner.fmt(s['paper_median'], signed=True)})")

@@ -41,7 +41,7 @@ def test_smoke_end_to_end_and_resume(tmp_path):
     assert s["median"] == pytest.approx(np.median(deltas))
     assert (s["paper_mean"], s["paper_median"]) == (5.20, 3.49)  # Table III, LSTM
     md = report.read_text()
-    assert "| smoke | LSTM | rolled | LSTM-1 | 6 |" in md
+    assert "| smoke | LSTM-1 | rolled | 6 |" in md
     assert "python -m experiments.translation_reuse --smoke" in md
     # a second run computes nothing and trains nothing
     p2 = _run(args)
