@@ -11,9 +11,10 @@ repetitions with ``block_until_ready``:
   concern identification), vs one plain jit-compiled forward pass
   (``apply_model(..., return_hidden=True)``) over the same sampled examples (the union);
 * ``module_scores``        — every module on the test set in one batched scan, vs ``C`` plain
-  forward passes over the test set (one jit-compiled forward timed, times ``C``); and
-  again with ``share_projection=True`` (the first layer's input projection computed once for
-  all modules).
+  forward passes over the test set (one jit-compiled forward timed, times ``C``): with
+  ``share_projection=False`` (every module projects its own inputs; the default for unrolled
+  decompositions) and ``share_projection=True`` (the first layer's input projection computed
+  once per step for all modules; the default for rolled ones).
 
 Targets (from the issue): decomposition <= 3x one forward pass; composed evaluation <= 1.5x
 ``C`` forward passes.
@@ -141,7 +142,7 @@ def main(argv=None):
         d_t = timed(run_decompose, args.reps)
         decomp = holder["d"]
         removed = float((~np.asarray(decomp.keep)).sum(-1).mean())
-        s_t = timed(lambda: block(module_scores(decomp, params, x_test,
+        s_t = timed(lambda: block(module_scores(decomp, params, x_test, share_projection=False,
                                                 batch_size=args.batch_size)), args.reps)
         p_t = timed(lambda: block(module_scores(decomp, params, x_test, share_projection=True,
                                                 batch_size=args.batch_size)), args.reps)
@@ -149,8 +150,8 @@ def main(argv=None):
 
     print()
     print("| mode | decompose (s) | 1 forward on union (s) | ratio (target <= 3) "
-          "| module_scores on test (s) | C forwards on test (s) | ratio (target <= 1.5) "
-          "| with share_projection (s) | ratio "
+          "| module_scores, projection per module (s) | C forwards on test (s) "
+          "| ratio (target <= 1.5) | module_scores, shared projection (s) | ratio "
           "| compile: decompose / module_scores (s) | removed units / layer |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for mode, d_t, s_t, removed, p_t in rows:

@@ -208,7 +208,7 @@ SCORE_KINDS = ("probability", "contrast", "logits")
 def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: int = 4096,
                   channel: Optional[bool] = None, kind: Optional[str] = None,
                   mesh: sharding.MeshArg = None, memory_budget: Optional[int] = None,
-                  share_projection: bool = False) -> Array:
+                  share_projection: Optional[bool] = None) -> Array:
     """Every module's score on ``x``, all modules in one batched scan per batch.
 
     Args:
@@ -235,12 +235,14 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
         :func:`memory_budget_bytes`). When all modules
         would not fit (:func:`score_bytes`) they are scored in chunks of
         :func:`module_chunk` modules.
-      share_projection: compute the embedding and the first layer's input projection
-        ``x W + b`` once for all modules, before the time scan, and apply each module's column
-        mask to it inside the step (same scores). Fewer FLOPs, but an ``[N, T, gH]`` buffer
-        read at every step of every module: on a 2-core CPU it measured slower than
-        recomputing the projection per module (``docs/benchmarks.md``), so it is off by
-        default.
+      share_projection: ``True`` computes the embedding and, at every step, the first
+        layer's input projection ``x_t W + b`` once for all modules and applies each module's
+        column mask to it; ``False`` projects each module's inputs with its own masked weights
+        (same scores to float32 rounding). ``None`` (default): shared for rolled
+        decompositions, per module for unrolled ones, which is what measured faster on a
+        2-core CPU (``docs/benchmarks.md``: rolled 0.84x the per-module time on a CLINC-sized
+        LSTM-1; unrolled, the per-step column masks of the shared projection cost more than
+        the matmul they save).
 
     Returns:
       ``[C, N]`` (one-output) or ``[C, N, T]`` (many-output) scores of each module's class;
@@ -265,6 +267,8 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
     bound = removed_bound(decomp)
     mesh = sharding.compose_mesh(mesh, C)
     budget = memory_budget_bytes(memory_budget)
+    if share_projection is None:
+        share_projection = decomp.options.mode == "rolled"
     return _scores_batched(decomp, params, x, dec_in, bs, spans, kind, bound, mesh, budget,
                            bool(share_projection))
 

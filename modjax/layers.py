@@ -65,12 +65,11 @@ def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
       return_gates: also return the gate values of every step.
       removed_bound: static bound on removed units per step (``"code"`` masks; see
         :func:`modjax.cells.masked_recurrent`).
-      project_inputs: compute the input projection ``xs @ kernel + b`` of every step before
-        the scan, as one ``[N*T, D] @ [D, gH]`` matmul with the unmasked kernel, and apply the
-        module's column mask to it inside the step (same result). Under ``jax.vmap`` over
-        modules with ``xs`` shared by all modules (the first layer's embeddings), the
-        projection is then computed once for all modules instead of once per module. Costs an
-        ``[N, T, gH]`` buffer.
+      project_inputs: compute each step's input projection ``x_t @ kernel + b`` with the
+        unmasked kernel and apply the module's column mask to it (same result). Under
+        ``jax.vmap`` over modules with ``xs`` shared by all modules (the first layer's
+        embeddings) the projection does not depend on the module, so it is computed once per
+        step for all modules instead of once per module.
 
     Returns:
       ``(hs [N, T, H], final_carry)`` or, with ``return_gates``,
@@ -93,8 +92,8 @@ def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
     # premasked weights with projected inputs: the projection is unmasked, so its column mask
     # (a constant [gH] or a [T, gH] table) is applied in the step
     col_c, col_t = None, None
+    raw = params  # the unmasked weights: the projection inside the step reads these
     if project_inputs:
-        x_tm = input_projection(cfg, params, x_tm)  # [T, N, gH], before any premasking
         if premask:
             col = unit_and_column_keep(cfg, keep_t if not rolled else
                                        jnp.asarray(keep, jnp.float32))[1]
@@ -112,6 +111,10 @@ def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,
         # through _step_row (it feeds the elementwise gate loop)
         p = params if w_t is None else {
             name: _step_row(w, t) if name == "bias" else w[t] for name, w in w_t.items()}
+        if project_inputs:
+            # from the unmasked weights: under jax.vmap over modules with shared inputs this
+            # matmul is not batched, so it runs once per step for all modules
+            x_t = input_projection(cfg, raw, x_t)
         if col_c is not None:
             x_t = x_t * col_c
         elif c_t is not None:

@@ -609,3 +609,26 @@ def test_shared_projection_gives_the_same_scores():
         a = np.asarray(module_scores(d, params, x, kind="contrast"))
         b = np.asarray(module_scores(d, params, x, kind="contrast", share_projection=True))
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_share_projection_default_follows_the_mode(monkeypatch):
+    """``share_projection=None`` shares the projection for rolled decompositions and not for
+    unrolled ones (the faster choice measured for each); an explicit value is kept."""
+    import importlib
+
+    comp = importlib.import_module("modjax.compose")
+    seen = []
+    real = comp._scores_batched
+    monkeypatch.setattr(comp, "_scores_batched",
+                        lambda *a: seen.append(a[-1]) or real(*a))
+    cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=3, vocab_size=30, in_len=5,
+                      layers=1, units=6, embed_dim=4)
+    params = init_params(cfg, 0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 30, (40, 5)).astype(np.int32)
+    y = rng.integers(0, 3, 40).astype(np.int32)
+    for mode, want in (("rolled", True), ("unrolled", False)):
+        d = decompose(params, (x, y), model=cfg, mode=mode, max_remove=0.3)
+        module_scores(d, params, x)
+        module_scores(d, params, x, share_projection=not want)
+        assert seen[-2:] == [want, not want], (mode, seen)
