@@ -527,8 +527,8 @@ def render(rows: List[dict], path: str, command: str, bench: dict = None) -> Non
     q = next((s["mono_quality"] for s in summ.values() if s["delta"][2]), None)
     if q and q["mono_bleu1_words_all"] is not None:
         lines += ["", "How good the monolithic translators are (means over the rows, all decoded "
-                  f"test pairs): BLEU-1 {f(q['mono_bleu1_all'])}, of which the tags carry the "
-                  f"difference to BLEU-1 on the words alone, {f(q['mono_bleu1_words_all'])}; "
+                  f"test pairs): BLEU-1 {f(q['mono_bleu1_all'])}, and "
+                  f"{f(q['mono_bleu1_words_all'])} on the words alone (the rest is the tags); "
                   f"sacreBLEU {f(q['mono_sacrebleu_all'])}; {_pct(q['mono_unk_all'])} of the "
                   "decoded words are the unknown-word token. δ compares each model with its own "
                   "modules, so it is measured on these translators, not on good ones."]
