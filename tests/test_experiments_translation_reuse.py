@@ -66,3 +66,19 @@ def test_two_languages_keeps_the_pairs_training_rows_only():
     np.testing.assert_array_equal(sub.y_train, data.y_train[keep])
     np.testing.assert_array_equal(sub.x_test, data.x_test)  # the test split is untouched
     assert sub.class_names == data.class_names
+
+
+def test_summary_sets_failed_baselines_apart():
+    from experiments import translation_reuse as tr
+
+    def row(d, scratch, mono=30.0):
+        return {"preset": "cpu", "cell": "lstm", "layers": 4, "mode": "rolled", "model": "LSTM-4",
+                "delta": d, "scratch_bleu1": scratch, "mono_bleu1": mono,
+                "delta_sacrebleu": 0.0, "kept_fraction": 0.95}
+
+    rows = [row(1.0, 29.0), row(-3.0, 25.0), row(20.0, 5.0)]  # the last baseline did not learn
+    assert [tr.failed_baseline(r) for r in rows] == [False, False, True]
+    (s,) = tr.summary(rows)
+    assert s["n"] == 3 and s["mean"] == pytest.approx(6.0) and s["median"] == pytest.approx(1.0)
+    assert s["n_failed_baseline"] == 1
+    assert s["mean_learned"] == pytest.approx(-1.0) and s["median_learned"] == pytest.approx(-1.0)
