@@ -26,6 +26,14 @@ def test_small_tagger_end_to_end(tmp_path):
     md = report.read_text()
     assert "python -m experiments.layer_ablation --dataset=synthetic:many_to_many" in md
     assert "| layer 2 only |" in md and "δ no pad, u_mask=paper" in md
+    # the measurements are kept: rendering again reads them, computes nothing
+    again = tmp_path / "again.md"
+    p2 = run_binary("experiments.layer_ablation", [
+        "--render_only", f"--out={tmp_path / 'run'}", f"--report={again}"], 120)
+    assert p2.returncode == 0, p2.stderr[-3000:]
+    assert "training " not in p2.stderr
+    assert again.read_text().split("| masks composed")[1] == md.split("| masks composed")[1]
+    assert "rendered by `python -m experiments.layer_ablation --render_only" in again.read_text()
 
 
 def test_variants_keep_one_layer_each():
