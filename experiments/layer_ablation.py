@@ -27,9 +27,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
-from typing import Dict, List
+from typing import Dict
 
 from absl import app, flags, logging
 
@@ -201,32 +200,30 @@ def render(doc: dict, path: str, rendered_by: str) -> None:
                         json.dumps(doc, indent=1, sort_keys=True, default=str))
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.INFO)
-    command = "python -m experiments.layer_ablation " + " ".join(sys.argv[1:])
-    desc = runner.exit_on_value_error(check_flags)
-    if FLAGS.compilation_cache:
-        from modjax import compile_cache
-
-        compile_cache.enable()
+def program(command: str) -> None:
+    """Measure (unless ``--render_only``) and render ``--report``."""
+    desc = check_flags()
     stored = os.path.join(FLAGS.out, "results.json")
     if FLAGS.render_only:
         if not os.path.isfile(stored):
-            print(f"error: --render_only needs {stored}, written by a run with --out="
-                  f"{FLAGS.out}", file=sys.stderr)
-            sys.exit(2)
+            raise ValueError(f"--render_only needs {stored}, written by a run with "
+                             f"--out={FLAGS.out}")
         with open(stored) as fh:
             doc = json.load(fh)
     else:
+        if FLAGS.compilation_cache:
+            from modjax import compile_cache
+
+            compile_cache.enable()
         doc = run(desc, command)
         runner.write_atomic(stored, json.dumps(doc, indent=1, sort_keys=True, default=str))
     render(doc, FLAGS.report, command)
     for r in doc["rows"]:
         print(f"{r['u_mask']:5s} {r['variant']:34s} δ {r['delta']:+.2f}")
     print(f"report: {FLAGS.report}")
+
+
+main = runner.main_of(program, "layer_ablation")
 
 
 if __name__ == "__main__":

@@ -299,7 +299,7 @@ def program(command: str) -> None:
         tx.write_report(RESULTS_FORMAT, KEY, render, command)
 
 
-main = tx.main_of(program, "motivating")
+main = runner.main_of(program, "motivating")
 
 
 if __name__ == "__main__":

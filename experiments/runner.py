@@ -443,6 +443,24 @@ def exit_on_value_error(fn, *args):
         sys.exit(2)
 
 
+def main_of(program, binary: str):
+    """An absl ``main`` that runs ``program(command)`` (verbose logging unless
+    ``--verbosity``; a ``ValueError`` exits 2 with one line)."""
+    import sys
+
+    from absl import app, flags
+
+    def main(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        if not flags.FLAGS["verbosity"].present:
+            logging.set_verbosity(logging.INFO)
+        exit_on_value_error(program, f"python -m experiments.{binary} "
+                            + " ".join(sys.argv[1:]))
+
+    return main
+
+
 # -- rendering ---------------------------------------------------------------------------------
 def fmt(v, spec: str = ".2f", signed: bool = False) -> str:
     """A number for a table; ``–`` for missing or NaN."""

@@ -33,7 +33,6 @@ import dataclasses
 import functools
 import json
 import os
-import sys
 import time
 from typing import Dict, List
 
@@ -570,21 +569,7 @@ def program(command: str) -> None:
         report(command)
 
 
-def main_of(program, binary: str):
-    """An absl ``main`` that runs ``program(command)`` (verbose logging unless
-    ``--verbosity``; a ``ValueError`` exits 2 with one line)."""
-    def main(argv):
-        if len(argv) > 1:
-            raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-        if not FLAGS["verbosity"].present:
-            logging.set_verbosity(logging.INFO)
-        runner.exit_on_value_error(program, f"python -m experiments.{binary} "
-                                   + " ".join(sys.argv[1:]))
-
-    return main
-
-
-main = main_of(program, "translation")
+main = runner.main_of(program, "translation")
 
 
 if __name__ == "__main__":

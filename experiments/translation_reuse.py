@@ -260,7 +260,7 @@ def program(command: str) -> None:
         tx.write_report(RESULTS_FORMAT, KEY, render, command)
 
 
-main = tx.main_of(program, "translation_reuse")
+main = runner.main_of(program, "translation_reuse")
 
 
 if __name__ == "__main__":
