@@ -32,7 +32,7 @@ from typing import Dict
 
 from absl import app, flags, logging
 
-from experiments import runner
+from experiments import reuse_common as rc, runner
 
 FLAGS = flags.FLAGS
 
@@ -120,13 +120,9 @@ def run(desc: dict, command: str) -> dict:
     spec, cell, k = desc["spec"], desc["cell"], desc["layers"]
     data = runner.load_data(spec, FLAGS.seed, limit_train=FLAGS.limit_train,
                             limit_test=FLAGS.limit_test)
-    config = runner.paper_config(data, spec, cell, k)
-    p_epochs, bs = runner.PAPER_TRAINING[spec.io]
-    epochs = FLAGS.epochs or p_epochs
-    name = runner.model_name(spec, cell, k, epochs, bs, FLAGS.seed, FLAGS.limit_train, 100)
-    params, _, _ = runner.train_or_load(
-        config, data, os.path.join(FLAGS.out, "models", name), epochs=epochs, batch_size=bs,
-        seed=FLAGS.seed, read_only_dirs=[os.path.join(f, name) for f in FLAGS.models_from])
+    config, params, _, model_dir = rc.model_for(spec, data, cell, k, {
+        "epochs_override": FLAGS.epochs, "units": 100, "seed": FLAGS.seed,
+        "limit_train": FLAGS.limit_train, "models_from": FLAGS.models_from, "out": FLAGS.out})
     y = np.asarray(data.y_test)
     mono_pred = predict(config, params, data.x_test)
     mono = metrics.accuracy(mono_pred, y)
@@ -150,7 +146,7 @@ def run(desc: dict, command: str) -> dict:
         logging.info("%s no head rows: δ %+.2f", u_mask, d)
     return {"command": command, "hardware": runner.hardware(), "dataset": spec.id,
             "model": runner.model_label(cell, k), "mode": desc["mode"], "mono_acc": mono,
-            "mono_acc_nopad": mono_np, "model_name": name, "rows": rows,
+            "mono_acc_nopad": mono_np, "model_name": os.path.basename(model_dir), "rows": rows,
             "wall_s": time.perf_counter() - t_start,
             "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 

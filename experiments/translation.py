@@ -58,8 +58,6 @@ PRESETS = {
 #: model's targets (lower-case, no punctuation), which the decoded words cannot escape; 4 —
 #: rows add BLEU-1 on the words alone and the share of unknown-word tokens.
 METRICS_VERSION = 4
-#: The target vocabulary's unknown-word token (modjax.data.tokenizer.TextVectorization, id 1).
-UNK = "[UNK]"
 #: The paper's closing numbers for translation: mean δ (BLEU-1 points) rolled and unrolled.
 PAPER_MEAN_DELTA = {"rolled": 0.10, "unrolled": -0.2}
 
@@ -239,12 +237,13 @@ def unseen_sources(data, rows) -> List[list]:
 
 
 def unknown_share(decoded) -> float:
-    """The share of :data:`UNK` among the decoded words (tags excluded) of ``decoded`` (lists
-    of words); 0 when there are none."""
+    """The share of the unknown-word token (:data:`modjax.data.tokenizer.UNKNOWN`) among the
+    decoded words (tags excluded) of ``decoded`` (lists of words); 0 when there are none."""
     from modjax.bleu import is_tag
+    from modjax.data.tokenizer import UNKNOWN
 
     words = [w for d in decoded for w in d if not is_tag(w)]
-    return sum(w == UNK for w in words) / max(1, len(words))
+    return sum(w == UNKNOWN for w in words) / max(1, len(words))
 
 
 def scores(words: Dict[int, list], refs_by_lang, data, first: int, unseen) -> Dict[int, dict]:

@@ -210,6 +210,10 @@ def standardize_keep_brackets(text: str) -> str:
     return _STRIP_KEEP_BRACKETS.sub("", _ascii_lower(text))
 
 
+#: ``TextVectorization``'s unknown-word token (id 1).
+UNKNOWN = "[UNK]"
+
+
 class TextVectorization:
     """Integer output of Keras ``TextVectorization`` (``output_mode="int"``), without TensorFlow.
 
@@ -241,8 +245,8 @@ class TextVectorization:
             raise ValueError(f"standardize must be one of {sorted(k for k in named if k)}, None or a callable, got {standardize!r}")
         self.max_tokens = max_tokens
         self.output_sequence_length = output_sequence_length
-        self._vocab: List[str] = ["", "[UNK]"]
-        self._index: Dict[str, int] = {"": 0, "[UNK]": 1}
+        self._vocab: List[str] = ["", UNKNOWN]
+        self._index: Dict[str, int] = {"": 0, UNKNOWN: 1}
 
     def tokens(self, text: str) -> List[str]:
         """Standardise and split one text into tokens."""
@@ -261,11 +265,11 @@ class TextVectorization:
             for t in self.tokens(text):
                 counts[t] = counts.get(t, 0) + 1
         counts.pop("", None)
-        counts.pop("[UNK]", None)
+        counts.pop(UNKNOWN, None)
         ordered = sorted(counts.items(), key=lambda kv: (kv[1], kv[0].encode("utf-8")), reverse=True)
         if self.max_tokens:
             ordered = ordered[: self.max_tokens - 2]
-        self._vocab = ["", "[UNK]"] + [w for w, _ in ordered]
+        self._vocab = ["", UNKNOWN] + [w for w, _ in ordered]
         self._index = {w: i for i, w in enumerate(self._vocab)}
         return self
 
