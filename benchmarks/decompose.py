@@ -72,6 +72,15 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def sec(t: float) -> str:
+    """Seconds to three significant figures (GPU runs take milliseconds)."""
+    return f"{t:.3g}"
+
+
+def secs(ts) -> str:
+    return "[" + ", ".join(sec(t) for t in ts) + "]"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--layers", type=int, default=4)
@@ -156,20 +165,19 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for mode, d_t, s_t, removed, p_t in rows:
         cf = C * f_test[1]
-        print(f"| {mode} | {d_t[1]:.2f} | {f_union[1]:.2f} | {d_t[1] / f_union[1]:.2f} "
-              f"| {s_t[1]:.2f} | {cf:.2f} ({C} x {f_test[1]:.2f}) | {s_t[1] / cf:.2f} "
-              f"| {p_t[1]:.2f} | {p_t[1] / cf:.2f} "
+        print(f"| {mode} | {sec(d_t[1])} | {sec(f_union[1])} | {d_t[1] / f_union[1]:.2f} "
+              f"| {sec(s_t[1])} | {sec(cf)} ({C} x {sec(f_test[1])}) | {s_t[1] / cf:.2f} "
+              f"| {sec(p_t[1])} | {p_t[1] / cf:.2f} "
               f"| {d_t[0] - d_t[1]:.1f} / {s_t[0] - s_t[1]:.1f} | {removed:.1f} |")
     print()
     print(f"forward compile (union / test): {f_union[0] - f_union[1]:.1f} / "
           f"{f_test[0] - f_test[1]:.1f} s; all times: decompose "
-          + "; ".join(f"{m}: {[round(t, 2) for t in d[2]]}" for m, d, _, _, _ in rows)
+          + "; ".join(f"{m}: {secs(d[2])}" for m, d, _, _, _ in rows)
           + "; module_scores "
-          + "; ".join(f"{m}: {[round(t, 2) for t in s[2]]}" for m, _, s, _, _ in rows)
+          + "; ".join(f"{m}: {secs(s[2])}" for m, _, s, _, _ in rows)
           + "; shared projection "
-          + "; ".join(f"{m}: {[round(t, 2) for t in p[2]]}" for m, _, _, _, p in rows)
-          + f"; forward union {[round(t, 2) for t in f_union[2]]}, test "
-          f"{[round(t, 2) for t in f_test[2]]}")
+          + "; ".join(f"{m}: {secs(p[2])}" for m, _, _, _, p in rows)
+          + f"; forward union {secs(f_union[2])}, test {secs(f_test[2])}")
     print(f"peak memory (ru_maxrss): {peak_rss_mib():.0f} MiB")
 
 

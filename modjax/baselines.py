@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from modjax.data.base import TaskData
+from modjax.precision import MATMUL_PRECISION
 
 __all__ = ["bag_of_words_baseline", "last_token_baseline", "dictionary_translation_baseline"]
 
@@ -52,7 +53,7 @@ def _fit_softmax(feats, y, w, *, num_classes, steps, learning_rate, l2, seed):
     opt = optax.adam(learning_rate)
 
     def loss_fn(p):
-        logits = jnp.einsum("nv,svc->nsc", feats, p[0]) + p[1]
+        logits = jnp.einsum("nv,svc->nsc", feats, p[0], precision=MATMUL_PRECISION) + p[1]
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
         return jnp.sum(ce * w) / jnp.maximum(jnp.sum(w), 1.0) + l2 * jnp.sum(p[0] ** 2)
 
@@ -98,7 +99,7 @@ def bag_of_words_baseline(data: TaskData, *, seed: int = 0, steps: int = 300,
                         num_classes=c, steps=steps, learning_rate=learning_rate, l2=l2,
                         seed=seed)
     feats = jnp.asarray(_bag_of_words(data.x_test, data.vocab_size))
-    pred = np.asarray(jnp.argmax(jnp.einsum("nv,svc->nsc", feats, W) + b, axis=-1))
+    pred = np.asarray(jnp.argmax(jnp.einsum("nv,svc->nsc", feats, W, precision=MATMUL_PRECISION) + b, axis=-1))
     correct = pred == yte
     return float(correct[yte != 0].mean() if tagging else correct.mean())
 

@@ -24,6 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from modjax.precision import matmul
+
 Array = jax.Array
 
 U_MASK_MODES = ("paper", "code")
@@ -155,19 +157,19 @@ def masked_recurrent(src: Array, u: Array, keep: Optional[Array], col: Optional[
       ``[N, k]``: equal to ``src @ (U * M)`` for the dense mask ``M`` of ``u_mask``.
     """
     if keep is None:
-        return src @ u
+        return matmul(src, u)
     if u_mask == "paper":
-        return ((src * keep) @ u) * col
+        return matmul(src * keep, u) * col
     if u_mask == "code":
         if removed_bound is not None:
             if removed_bound == 0:
-                return src @ u
+                return matmul(src, u)
             removed = keep < 0.5
             idx = jnp.nonzero(removed, size=removed_bound, fill_value=0)[0]
             real = jnp.arange(removed_bound) < jnp.sum(removed)  # padding entries weigh 0
             w = jnp.where(real, (1.0 - keep)[idx], 0.0)
-            return src @ u - ((src[:, idx] * w) @ u[idx]) * (1.0 - col)
-        return src @ u - ((src * (1.0 - keep)) @ u) * (1.0 - col)
+            return matmul(src, u) - matmul(src[:, idx] * w, u[idx]) * (1.0 - col)
+        return matmul(src, u) - matmul(src * (1.0 - keep), u) * (1.0 - col)
     raise ValueError(f"u_mask must be one of {U_MASK_MODES}, got {u_mask!r}")
 
 
@@ -205,7 +207,7 @@ def input_projection(cfg: CellConfig, params: Any, xs: Array) -> Array:
     GRU). :func:`cell_step` with ``projected=True`` takes one step's row of it as ``x``."""
     bias = params["bias"]
     b_x = bias[0] if (cfg.cell == "gru" and cfg.reset_after) else bias
-    return xs @ params["kernel"] + b_x
+    return matmul(xs, params["kernel"]) + b_x
 
 
 def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Array] = None,
@@ -263,7 +265,7 @@ def cell_step(cfg: CellConfig, params: Any, carry, x: Array, keep: Optional[Arra
     if keep is not None:
         keep, col = unit_and_column_keep(cfg, keep)
     def inp(cols_slice, b):
-        z = x[:, cols_slice] if projected else x @ kernel[:, cols_slice] + b
+        z = x[:, cols_slice] if projected else matmul(x, kernel[:, cols_slice]) + b
         return z if col is None else z * col[cols_slice]
 
     if cfg.cell == "simple":

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from modjax.cells import (CellConfig, RNNCell, carry_h, cell_step, declare_cell_params,
                           input_projection, masked_cell_params, unit_and_column_keep,
                           zero_carry)
+from modjax.precision import MATMUL_PRECISION
 
 Array = jax.Array
 
@@ -43,7 +44,7 @@ def _step_row(table: Array, t: Array) -> Array:
     a sum over the rows was as fast for one module, but 1.5x slower with modules vmapped.)
     """
     onehot = jax.nn.one_hot(t, table.shape[0], dtype=table.dtype)
-    return jnp.tensordot(onehot, table, axes=1, precision=jax.lax.Precision.HIGHEST)
+    return jnp.tensordot(onehot, table, axes=1, precision=MATMUL_PRECISION)
 
 
 def scan_layer(cfg: CellConfig, params: Any, xs: Array, *, initial_carry=None,

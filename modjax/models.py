@@ -42,6 +42,7 @@ from modjax import direction, validate
 from modjax.cells import FORWARDS, CellConfig, zero_carry
 from modjax.data.base import IO_TYPES
 from modjax.layers import RNN
+from modjax.precision import MATMUL_PRECISION
 
 Array = jax.Array
 
@@ -268,7 +269,8 @@ class RNNModel(nn.Module):
             self.embedding = nn.Embed(c.vocab_size, c.embed_dim, param_dtype=jnp.float32)
             self.rnn = [RNN(cc, bidirectional=bi) for _ in range(c.layers)]
         self.drop = nn.Dropout(c.dropout)
-        self.dense = nn.Dense(c.num_classes, param_dtype=jnp.float32)
+        self.dense = nn.Dense(c.num_classes, param_dtype=jnp.float32,
+                              precision=MATMUL_PRECISION)
 
     # -- shared recurrent stack ---------------------------------------------------------
     def _stack(self, layers, xs, pad_mask, keep, u_mask, initial_carries, return_gates,
