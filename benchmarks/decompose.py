@@ -99,6 +99,9 @@ def main(argv=None):
     ap.add_argument("--u_mask", default="code", choices=("code", "paper"))
     ap.add_argument("--modes", default="rolled,unrolled")
     ap.add_argument("--batch_size", type=int, default=4096, help="module_scores batch size")
+    ap.add_argument("--row_chunk", type=int, default=None,
+                    help="module_scores row_chunk (default: the library's, 384 rows on CPU; "
+                         "0: whole batches)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -124,7 +127,9 @@ def main(argv=None):
           f"jax {jax.__version__} ({jax.default_backend()})")
     print(f"# model: {cfg.cell.upper()}-{cfg.layers}, H={cfg.units}, T={cfg.steps}, "
           f"C={cfg.num_classes}, E={cfg.embed_dim}, V={cfg.vocab_size}, {cfg.io}, "
-          f"u_mask={args.u_mask}, max_remove={args.max_remove}")
+          f"u_mask={args.u_mask}, max_remove={args.max_remove}, "
+          f"module_scores batch {args.batch_size}, row_chunk "
+          f"{'default' if args.row_chunk is None else args.row_chunk}")
     print(f"# data: {args.n_train} train sequences (label skew P(c) from {p.max():.3f} to "
           f"{p.min():.3f}; positives per (class, step) min {counts.min()}, "
           f"(class, step) pairs with >= {args.n_pos}: {(counts >= args.n_pos).mean():.0%}), "
@@ -152,9 +157,11 @@ def main(argv=None):
         decomp = holder["d"]
         removed = float((~np.asarray(decomp.keep)).sum(-1).mean())
         s_t = timed(lambda: block(module_scores(decomp, params, x_test, share_projection=False,
-                                                batch_size=args.batch_size)), args.reps)
+                                                batch_size=args.batch_size,
+                                                row_chunk=args.row_chunk)), args.reps)
         p_t = timed(lambda: block(module_scores(decomp, params, x_test, share_projection=True,
-                                                batch_size=args.batch_size)), args.reps)
+                                                batch_size=args.batch_size,
+                                                row_chunk=args.row_chunk)), args.reps)
         rows.append((mode, d_t, s_t, removed, p_t))
 
     print()

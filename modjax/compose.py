@@ -112,12 +112,17 @@ def removed_bound(decomp: Decomposition) -> int:
 
 
 def _scores_body(params, keep, head_class, x, dec, *, config: ModelConfig, u_mask: str,
-                 channel: str, bound: int, head_rows: str, share_projection: bool = False):
-    """Scores ``[m, B, ...]`` of the modules with keep vectors ``keep [m, ...]`` on ``x [B, ...]``."""
+                 channel: str, bound: int, head_rows: str, share_projection: bool = False,
+                 row_chunk: int = 0):
+    """Scores ``[m, B, ...]`` of the modules with keep vectors ``keep [m, ...]`` on ``x [B, ...]``.
+
+    ``row_chunk > 0`` runs the examples ``row_chunk`` rows at a time inside the program
+    (``lax.map``; ``B`` padded to a multiple), so that a step's gates for all modules stay in
+    the CPU's cache."""
     keep = keep.astype(jnp.float32)
 
-    def one(k, p):
-        logits = apply_model(config, params, x, dec, keep=k, u_mask=u_mask,
+    def one(k, p, xx, dd):
+        logits = apply_model(config, params, xx, dd, keep=k, u_mask=u_mask,
                              removed_bound=bound if u_mask == "code" else None,
                              head_rows=head_rows, share_projection=share_projection)
         if channel == "probability":
@@ -126,10 +131,27 @@ def _scores_body(params, keep, head_class, x, dec, *, config: ModelConfig, u_mas
             return channel_contrast(logits, p)
         return logits
 
-    return jax.vmap(one)(keep, head_class)
+    def rows(xx, dd):
+        return jax.vmap(one, in_axes=(0, 0, None, None))(keep, head_class, xx, dd)
+
+    B = x.shape[0]
+    if not row_chunk or B <= row_chunk:
+        return rows(x, dec)
+    n = -(-B // row_chunk)
+
+    def split(a):
+        if a is None:
+            return None
+        a = jnp.pad(a, [(0, n * row_chunk - B)] + [(0, 0)] * (a.ndim - 1))
+        return a.reshape((n, row_chunk) + a.shape[1:])
+
+    out = jax.lax.map(lambda xd: rows(*xd), (split(x), split(dec)))  # [n, m, rc, ...]
+    out = jnp.moveaxis(out, 0, 1)
+    return out.reshape((out.shape[0], n * row_chunk) + out.shape[3:])[:, :B]
 
 
-_STATIC = ("config", "u_mask", "channel", "bound", "head_rows", "share_projection")
+_STATIC = ("config", "u_mask", "channel", "bound", "head_rows", "share_projection",
+           "row_chunk")
 _scores_jit = jax.jit(_scores_body, static_argnames=_STATIC)
 
 
@@ -204,11 +226,37 @@ def module_chunk(config: ModelConfig, num_modules: int, rows: int, budget: int,
 
 SCORE_KINDS = ("probability", "contrast", "logits")
 
+#: about how many examples :func:`module_scores` runs at a time inside one compiled call on a
+#: CPU (``docs/benchmarks.md``: on a 2-core CPU, 384 made a CLINC-sized LSTM-1's rolled composed
+#: evaluation 0.64x C forward passes, against 0.88-0.98x for whole batches of 2,304)
+CPU_ROW_CHUNK = 384
+
+
+def row_chunk_for(rows: int, row_chunk: Optional[int] = None,
+                  backend: Optional[str] = None) -> int:
+    """Rows per inner chunk for a compiled call of ``rows`` examples (0: no chunking).
+
+    ``row_chunk`` is the wanted size: ``None`` for the default (:data:`CPU_ROW_CHUNK` on the
+    CPU backend, no chunking on accelerators, where chunks would only serialise the work),
+    0 for none. The batch is cut into ``ceil(rows / row_chunk)`` near-equal chunks, each a
+    multiple of 8 rows, so the padding stays small."""
+    if row_chunk is None:
+        backend = jax.default_backend() if backend is None else backend
+        row_chunk = CPU_ROW_CHUNK if backend == "cpu" else 0
+    if isinstance(row_chunk, bool) or not isinstance(row_chunk, (int, np.integer)) \
+            or row_chunk < 0:
+        raise ValueError(f"row_chunk must be None or a non-negative int, got {row_chunk!r}")
+    if row_chunk == 0 or rows <= row_chunk:
+        return 0
+    n = -(-int(rows) // int(row_chunk))
+    return sharding.round_up(-(-int(rows) // n), 8)
+
 
 def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: int = 4096,
                   channel: Optional[bool] = None, kind: Optional[str] = None,
                   mesh: sharding.MeshArg = None, memory_budget: Optional[int] = None,
-                  share_projection: Optional[bool] = None) -> Array:
+                  share_projection: Optional[bool] = None,
+                  row_chunk: Optional[int] = None) -> Array:
     """Every module's score on ``x``, all modules in one batched scan per batch.
 
     Args:
@@ -243,6 +291,10 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
         2-core CPU (``docs/benchmarks.md``: rolled 0.84x the per-module time on a CLINC-sized
         LSTM-1; unrolled, the per-step column masks of the shared projection cost more than
         the matmul they save).
+      row_chunk: about how many examples of a batch run at a time inside the compiled call
+        (:func:`row_chunk_for`): ``None`` (default) — :data:`CPU_ROW_CHUNK` on a CPU, where a
+        step's gates for all modules then stay in cache, and whole batches on accelerators;
+        ``0`` — whole batches. Same scores either way.
 
     Returns:
       ``[C, N]`` (one-output) or ``[C, N, T]`` (many-output) scores of each module's class;
@@ -269,12 +321,14 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
     budget = memory_budget_bytes(memory_budget)
     if share_projection is None:
         share_projection = decomp.options.mode == "rolled"
+    row_chunk_for(bs, row_chunk)  # checks the argument before any work
     return _scores_batched(decomp, params, x, dec_in, bs, spans, kind, bound, mesh, budget,
-                           bool(share_projection))
+                           bool(share_projection), row_chunk)
 
 
 def _scores_batched(decomp: Decomposition, params, x, dec_in, bs: int, spans, kind: str,
-                    bound: int, mesh, budget: int, share_projection: bool = False) -> Array:
+                    bound: int, mesh, budget: int, share_projection: bool = False,
+                    row_chunk: Optional[int] = 0) -> Array:
     """:func:`module_scores` batch by batch: on one device (through :func:`modjax.programs.call`)
     or on a ``("modules", "examples")`` mesh, all modules per call or in module chunks.
 
@@ -297,7 +351,8 @@ def _scores_batched(decomp: Decomposition, params, x, dec_in, bs: int, spans, ki
     head = np.zeros((padded,), np.int32)
     head[:C] = np.asarray(decomp.head_class)
     static = dict(config=cfg, u_mask=decomp.options.u_mask, channel=kind, bound=bound,
-                  head_rows=decomp.options.head_rows, share_projection=share_projection)
+                  head_rows=decomp.options.head_rows, share_projection=share_projection,
+                  row_chunk=row_chunk_for(bs // e_dev, row_chunk))
     if mesh is None:
         run = lambda *a: programs.call(_scores_jit, a, static)  # noqa: E731
         place = lambda a, spec: a  # noqa: E731

@@ -620,7 +620,7 @@ def test_share_projection_default_follows_the_mode(monkeypatch):
     seen = []
     real = comp._scores_batched
     monkeypatch.setattr(comp, "_scores_batched",
-                        lambda *a: seen.append(a[-1]) or real(*a))
+                        lambda *a: seen.append(a[10]) or real(*a))  # share_projection
     cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=3, vocab_size=30, in_len=5,
                       layers=1, units=6, embed_dim=4)
     params = init_params(cfg, 0)
@@ -632,3 +632,57 @@ def test_share_projection_default_follows_the_mode(monkeypatch):
         module_scores(d, params, x)
         module_scores(d, params, x, share_projection=not want)
         assert seen[-2:] == [want, not want], (mode, seen)
+
+
+@pytest.mark.parametrize("io", ["many_to_one", "many_to_many", "encoder_decoder"])
+def test_row_chunks_give_the_same_scores(io):
+    """Running a batch in inner chunks (``row_chunk``, padded to whole chunks) gives the
+    whole-batch scores: one-output, many-output and encoder-decoder (with decoder inputs)."""
+    cfg = ModelConfig(io=io, cell="gru" if io == "many_to_many" else "lstm", num_classes=4,
+                      vocab_size=40, in_len=6, out_len=5, layers=2, units=8, embed_dim=6,
+                      mask_zero=io == "encoder_decoder")
+    params = init_params(cfg, 1)
+    rng = np.random.default_rng(2)
+    N = 100  # a batch of 104 rows (bucket); chunks of about 20 -> 24, padded to 120
+    x = rng.integers(1, 40, (N, 6)).astype(np.int32)
+    if io == "encoder_decoder":
+        dec = rng.integers(1, 4, (N, 5)).astype(np.int32)
+        data, concern = (x, dec), rng.integers(0, 4, N).astype(np.int32)
+    else:
+        dec = None
+        data = x
+        concern = rng.integers(0, 4, (N,) if io == "many_to_one" else (N, 6)).astype(np.int32)
+    names = ["l0", "l1", "l2", "l3"] if io == "encoder_decoder" else None
+    d = decompose(params, (data, concern), model=cfg, max_remove=0.3, class_names=names)
+    kind = "logits" if io == "encoder_decoder" else "contrast"
+    whole = np.asarray(module_scores(d, params, x, dec, kind=kind, row_chunk=0))
+    for rc in (20, 50):
+        chunked = np.asarray(module_scores(d, params, x, dec, kind=kind, row_chunk=rc))
+        assert chunked.shape == whole.shape
+        np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_row_chunk_for_cuts_near_equal_chunks_on_cpu_only():
+    from modjax.compose import CPU_ROW_CHUNK, row_chunk_for
+
+    assert CPU_ROW_CHUNK == 384
+    assert row_chunk_for(2304, None, backend="cpu") == 384  # 6 chunks, no padding
+    assert row_chunk_for(1000, 384) == 336                   # 3 chunks of 334 -> multiple of 8
+    assert row_chunk_for(2304, None, backend="gpu") == 0     # accelerators: whole batches
+    assert row_chunk_for(2304, None, backend="tpu") == 0
+    assert row_chunk_for(300, None, backend="cpu") == 0      # fits in one chunk
+    assert row_chunk_for(2304, 0, backend="cpu") == 0
+    for bad in (-1, 2.5, True, "384"):
+        with pytest.raises(ValueError, match="row_chunk must be None or a non-negative int"):
+            row_chunk_for(2304, bad)
+
+
+def test_module_scores_checks_row_chunk():
+    cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=3, vocab_size=30, in_len=5,
+                      layers=1, units=6, embed_dim=4)
+    params = init_params(cfg, 0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 30, (40, 5)).astype(np.int32)
+    d = decompose(params, (x, rng.integers(0, 3, 40).astype(np.int32)), model=cfg)
+    with pytest.raises(ValueError, match="row_chunk"):
+        module_scores(d, params, x, row_chunk=-5)

@@ -1,0 +1,100 @@
+"""Composed evaluation in inner row chunks against whole batches, interleaved with the forward.
+
+``module_scores(row_chunk=...)`` runs each compiled call's examples a chunk at a time
+(``lax.map``) so that a step's gates for every module stay in the CPU's cache. This benchmark
+decomposes a random-weight model (default: CLINC-sized M:1 LSTM-1, 10 classes, 15,000
+training and 4,500 test sequences) and times, in each of ``--rounds`` rounds, one plain
+jit-compiled forward pass over the test set (``apply_model(..., return_hidden=True)``) and
+then ``module_scores`` with each ``--row_chunks`` value (``0``: whole batches), so that a slow
+or fast moment of a shared machine hits all of them. It prints the median time of each and its
+ratio to ``C`` forward passes (the target for one-layer M:1 models: <= 0.8).
+
+Run::
+
+    python -m benchmarks.row_chunk
+    python -m benchmarks.row_chunk --layers 4 --io many_to_many --classes 13 --row_chunks 0,384
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import jax
+import numpy as np
+
+from benchmarks.decompose import block, sec, skewed_labels
+from modjax.compose import module_scores
+from modjax.decompose import decompose
+from modjax.models import ModelConfig, apply_model, init_params
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--io", default="many_to_one", choices=("many_to_one", "many_to_many"))
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--cell", default="lstm", choices=("lstm", "gru", "simple"))
+    ap.add_argument("--units", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=15)
+    ap.add_argument("--embed", type=int, default=50)
+    ap.add_argument("--vocab", type=int, default=5000)
+    ap.add_argument("--n_train", type=int, default=15000)
+    ap.add_argument("--n_test", type=int, default=4500)
+    ap.add_argument("--u_masks", default="code,paper")
+    ap.add_argument("--modes", default="rolled,unrolled")
+    ap.add_argument("--row_chunks", default="0,192,384,768",
+                    help="comma-separated row_chunk values (0: whole batches)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    chunks = [int(c) for c in args.row_chunks.split(",")]
+
+    cfg = ModelConfig(io=args.io, cell=args.cell, num_classes=args.classes,
+                      vocab_size=args.vocab, in_len=args.steps, layers=args.layers,
+                      units=args.units, embed_dim=args.embed)
+    params = init_params(cfg, args.seed)
+    rng = np.random.default_rng(args.seed)
+    x_train = rng.integers(1, args.vocab, (args.n_train, args.steps)).astype(np.int32)
+    y_train, _ = skewed_labels(rng, args.n_train, args.steps, args.classes)
+    if args.io == "many_to_one":
+        y_train = y_train[:, -1]
+    x_test = rng.integers(1, args.vocab, (args.n_test, args.steps)).astype(np.int32)
+    fwd = jax.jit(lambda prm, x: apply_model(cfg, prm, x, return_hidden=True))
+    xt = jax.numpy.asarray(x_test)
+    C = cfg.num_classes
+
+    print(f"# modjax row-chunk benchmark — {platform.machine()}, {os.cpu_count()} CPU cores, "
+          f"jax {jax.__version__} ({jax.default_backend()})")
+    print(f"# model: {cfg.cell.upper()}-{cfg.layers}, H={cfg.units}, T={cfg.steps}, C={C}, "
+          f"{cfg.io}; {args.n_test} test sequences; {args.rounds} interleaved rounds (median)")
+    print()
+    print("| mode | u_mask | forward (s) | " + " | ".join(
+        f"row_chunk={c} (s) | × C" for c in chunks) + " |")
+    print("|---|---|---|" + "---|---|" * len(chunks))
+    for u_mask in args.u_masks.split(","):
+        for mode in args.modes.split(","):
+            d = decompose(params, (x_train, y_train), model=cfg, mode=mode, u_mask=u_mask)
+            runs = {"forward": lambda: block(fwd(params, xt))}
+            for c in chunks:
+                runs[c] = (lambda c=c: block(module_scores(d, params, x_test, row_chunk=c)))
+            for fn in runs.values():  # compile
+                fn()
+            times = {k: [] for k in runs}
+            for _ in range(args.rounds):
+                for k, fn in runs.items():
+                    t0 = time.perf_counter()
+                    fn()
+                    times[k].append(time.perf_counter() - t0)
+            f = statistics.median(times["forward"])
+            cells = []
+            for c in chunks:
+                m = statistics.median(times[c])
+                cells.append(f"{sec(m)} | {m / (C * f):.2f}")
+            print(f"| {mode} | {u_mask} | {sec(f)} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
