@@ -49,6 +49,23 @@ def skewed_labels(rng, n, steps, classes, alpha=0.5):
     return rng.choice(classes, size=(n, steps), p=p).astype(np.int32), p
 
 
+def random_task(args):
+    """The benchmarks' model and data from their flags (``io, cell, classes, vocab, steps,
+    layers, units, embed, n_train, n_test, seed``): ``(config, random params, x_train
+    [n_train, steps], y_train [n_train] or [n_train, steps] with skewed labels, x_test, P(c))``."""
+    cfg = ModelConfig(io=args.io, cell=args.cell, num_classes=args.classes,
+                      vocab_size=args.vocab, in_len=args.steps, layers=args.layers,
+                      units=args.units, embed_dim=args.embed)
+    params = init_params(cfg, args.seed)
+    rng = np.random.default_rng(args.seed)
+    x_train = rng.integers(1, args.vocab, (args.n_train, args.steps)).astype(np.int32)
+    y_train, p = skewed_labels(rng, args.n_train, args.steps, args.classes)
+    if args.io == "many_to_one":
+        y_train = y_train[:, -1]
+    x_test = rng.integers(1, args.vocab, (args.n_test, args.steps)).astype(np.int32)
+    return cfg, params, x_train, y_train, x_test, p
+
+
 def timed(fn, reps):
     """``(first_call_seconds, median_seconds, all_times)``; ``fn`` must block on its result."""
     t0 = time.perf_counter()
@@ -106,17 +123,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
-    cfg = ModelConfig(io=args.io, cell=args.cell, num_classes=args.classes,
-                      vocab_size=args.vocab, in_len=args.steps, layers=args.layers,
-                      units=args.units, embed_dim=args.embed)
-    params = init_params(cfg, args.seed)
-    rng = np.random.default_rng(args.seed)
-    x_train = rng.integers(1, args.vocab, (args.n_train, args.steps)).astype(np.int32)
-    y_train, p = skewed_labels(rng, args.n_train, args.steps, args.classes)
-    if args.io == "many_to_one":
-        y_train = y_train[:, -1]
+    cfg, params, x_train, y_train, x_test, p = random_task(args)
     slots = y_train.reshape(args.n_train, -1)  # [N, T] (tagging) or [N, 1]
-    x_test = rng.integers(1, args.vocab, (args.n_test, args.steps)).astype(np.int32)
     counts = (slots[:, :, None] == np.arange(args.classes)).sum(0)  # [T or 1, C]
     n_neg = int(np.ceil(args.n_pos / (args.classes - 1)))
     union = sample_union(slots, args.classes, args.n_pos, n_neg, False)

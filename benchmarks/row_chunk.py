@@ -23,12 +23,11 @@ import statistics
 import time
 
 import jax
-import numpy as np
 
-from benchmarks.decompose import block, sec, skewed_labels
+from benchmarks.decompose import block, random_task, sec
 from modjax.compose import module_scores
 from modjax.decompose import decompose
-from modjax.models import ModelConfig, apply_model, init_params
+from modjax.models import apply_model
 
 
 def main(argv=None):
@@ -52,16 +51,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     chunks = [int(c) for c in args.row_chunks.split(",")]
 
-    cfg = ModelConfig(io=args.io, cell=args.cell, num_classes=args.classes,
-                      vocab_size=args.vocab, in_len=args.steps, layers=args.layers,
-                      units=args.units, embed_dim=args.embed)
-    params = init_params(cfg, args.seed)
-    rng = np.random.default_rng(args.seed)
-    x_train = rng.integers(1, args.vocab, (args.n_train, args.steps)).astype(np.int32)
-    y_train, _ = skewed_labels(rng, args.n_train, args.steps, args.classes)
-    if args.io == "many_to_one":
-        y_train = y_train[:, -1]
-    x_test = rng.integers(1, args.vocab, (args.n_test, args.steps)).astype(np.int32)
+    cfg, params, x_train, y_train, x_test, _ = random_task(args)
     fwd = jax.jit(lambda prm, x: apply_model(cfg, prm, x, return_hidden=True))
     xt = jax.numpy.asarray(x_test)
     C = cfg.num_classes
