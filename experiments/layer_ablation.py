@@ -127,12 +127,13 @@ def run(desc: dict, command: str) -> dict:
     mono_pred = predict(config, params, data.x_test)
     mono = metrics.accuracy(mono_pred, y)
     mono_np = metrics.accuracy(mono_pred, y, ignore_padding=True) if config.many_output else None
-    rows = []
+    rows, removed_per_layer = [], {}
     for u_mask in desc["u_masks"]:
         opts = dataclasses.asdict(options_for("artifact", config, desc["mode"], u_mask=u_mask))
         decomp = decompose(params, data, model=config, **opts)
         removed = (~np.asarray(decomp.keep, bool)).sum(-1)  # [C, L(, T)]
-        per_layer = removed.reshape(removed.shape[0], k, -1).mean(axis=(0, 2)).tolist()
+        removed_per_layer[u_mask] = removed.reshape(removed.shape[0], k, -1).mean(
+            axis=(0, 2)).tolist()
         for vname, keep in variants(decomp.keep, k).items():
             d, dn = composed_delta(dataclasses.replace(decomp, keep=jnp.asarray(keep)), params,
                                    data, mono, mono_np)
@@ -142,11 +143,11 @@ def run(desc: dict, command: str) -> dict:
         d, dn = composed_delta(no_head, params, data, mono, mono_np)
         rows.append({"u_mask": u_mask, "variant": "all layers, no head rows removed",
                      "delta": d, "delta_nopad": dn})
-        rows[-1]["removed_per_layer"] = per_layer
         logging.info("%s no head rows: δ %+.2f", u_mask, d)
     return {"command": command, "hardware": runner.hardware(), "dataset": spec.id,
             "model": runner.model_label(cell, k), "mode": desc["mode"], "mono_acc": mono,
             "mono_acc_nopad": mono_np, "model_name": os.path.basename(model_dir), "rows": rows,
+            "removed_per_layer": removed_per_layer,
             "wall_s": time.perf_counter() - t_start,
             "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
@@ -170,7 +171,8 @@ def render(doc: dict, path: str, rendered_by: str) -> None:
             row += [f(by[(m, v)]["delta_nopad"], signed=True) if (m, v) in by else "–"
                     for m in masks]
         body.append(row)
-    removed = {r["u_mask"]: r["removed_per_layer"] for r in doc["rows"] if "removed_per_layer" in r}
+    removed = doc.get("removed_per_layer") or {  # results written before it had its own key
+        r["u_mask"]: r["removed_per_layer"] for r in doc["rows"] if "removed_per_layer" in r}
     lines = [
         f"# Where the composed accuracy goes: {doc['dataset']} {doc['model']}, {doc['mode']}",
         "",

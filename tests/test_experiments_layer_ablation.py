@@ -23,9 +23,13 @@ def test_small_tagger_end_to_end(tmp_path):
         assert np.isfinite(r["delta"]) and np.isfinite(r["delta_nopad"])
         assert -100 <= r["delta"] <= 100
     assert 0 < doc["mono_acc"] <= 1 and doc["model"] == "LSTM-2"
+    assert sorted(doc["removed_per_layer"]) == ["code", "paper"]
+    for per_layer in doc["removed_per_layer"].values():  # removed units per layer, of H = 100
+        assert len(per_layer) == 2 and all(0 <= x <= 100 for x in per_layer)
     md = report.read_text()
     assert "python -m experiments.layer_ablation --dataset=synthetic:many_to_many" in md
     assert "| layer 2 only |" in md and "δ no pad, u_mask=paper" in md
+    assert "Units removed per module, layer and step (mean): `code`: " in md
     # the measurements are kept: rendering again reads them, computes nothing
     again = tmp_path / "again.md"
     p2 = run_binary("experiments.layer_ablation", [
