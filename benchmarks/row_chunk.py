@@ -46,10 +46,21 @@ def main(argv=None):
     ap.add_argument("--modes", default="rolled,unrolled")
     ap.add_argument("--row_chunks", default="0,192,384,768",
                     help="comma-separated row_chunk values (0: whole batches)")
+    ap.add_argument("--share_projection", default="default",
+                    help="comma-separated module_scores share_projection values, each timed: "
+                         "default (the library's, by mode), true, false")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     chunks = [int(c) for c in args.row_chunks.split(",")]
+    values = {"default": None, "true": True, "false": False}
+    shares = args.share_projection.split(",")
+    if any(v not in values for v in shares):
+        ap.error(f"--share_projection takes default, true or false, got {args.share_projection}")
+    cols = [(c, sh) for sh in shares for c in chunks]
+
+    def label(c, sh):
+        return f"row_chunk={c}" + ("" if sh == "default" else f", shared={sh}")
 
     cfg, params, x_train, y_train, x_test, _ = random_task(args)
     fwd = jax.jit(lambda prm, x: apply_model(cfg, prm, x, return_hidden=True))
@@ -59,17 +70,19 @@ def main(argv=None):
     print(f"# modjax row-chunk benchmark — {platform.machine()}, {os.cpu_count()} CPU cores, "
           f"jax {jax.__version__} ({jax.default_backend()})")
     print(f"# model: {cfg.cell.upper()}-{cfg.layers}, H={cfg.units}, T={cfg.steps}, C={C}, "
-          f"{cfg.io}; {args.n_test} test sequences; {args.rounds} interleaved rounds (median)")
+          f"{cfg.io}; {args.n_test} test sequences; share_projection {args.share_projection}; "
+          f"{args.rounds} interleaved rounds (median)")
     print()
     print("| mode | u_mask | forward (s) | " + " | ".join(
-        f"row_chunk={c} (s) | × C" for c in chunks) + " |")
-    print("|---|---|---|" + "---|---|" * len(chunks))
+        f"{label(c, sh)} (s) | × C" for c, sh in cols) + " |")
+    print("|---|---|---|" + "---|---|" * len(cols))
     for u_mask in args.u_masks.split(","):
         for mode in args.modes.split(","):
             d = decompose(params, (x_train, y_train), model=cfg, mode=mode, u_mask=u_mask)
             runs = {"forward": lambda: block(fwd(params, xt))}
-            for c in chunks:
-                runs[c] = (lambda c=c: block(module_scores(d, params, x_test, row_chunk=c)))
+            for c, sh in cols:
+                runs[(c, sh)] = (lambda c=c, sh=sh: block(module_scores(
+                    d, params, x_test, row_chunk=c, share_projection=values[sh])))
             for fn in runs.values():  # compile
                 fn()
             times = {k: [] for k in runs}
@@ -80,8 +93,8 @@ def main(argv=None):
                     times[k].append(time.perf_counter() - t0)
             f = statistics.median(times["forward"])
             cells = []
-            for c in chunks:
-                m = statistics.median(times[c])
+            for col in cols:
+                m = statistics.median(times[col])
                 cells.append(f"{sec(m)} | {m / (C * f):.2f}")
             print(f"| {mode} | {u_mask} | {sec(f)} | " + " | ".join(cells) + " |", flush=True)
 
