@@ -19,7 +19,11 @@ Procedure (all classes at once, no retracing per cap):
      plus the rule's near-ties, exactly as ``decompose(max_remove=f)``; units with ``d >= 0`` are
      never removed, so the cap stops mattering once every negative unit is gone;
    * ``candidates="all"`` (beyond the method): every unit in ascending ``d`` order, whatever its
-     sign (no tie rule), so any size is reachable.
+     sign (no tie rule), so any size is reachable;
+   * ``candidates="first_order"`` (beyond the method): every unit, in ascending order of its
+     first-order removal effect on its class's contrast (:func:`removal_effect`): the mean over
+     the class's sampled positives of ``|d(z_c - z_q) / d keep_u|`` at ``keep = 1``, where
+     ``z_q`` is the mean of the other classes' logits (the channelled head's contrast).
 
 3. Each class's **recall** on the validation split, with its module at each cap and every other
    module at cap 0 (the vote then differs from the original model only through that module):
@@ -54,8 +58,9 @@ from modjax.compose import module_scores
 from modjax.data.base import TaskData
 from modjax.decompose import decompose_with_scores, prepare_data, resolve_model, selector
 from modjax.decomposition import Decomposition
+from modjax.models import apply_model
 
-CANDIDATES = ("negative", "all")
+CANDIDATES = ("negative", "all", "first_order")
 
 #: The default ladder of caps: 0 (the original model), 5%, 10%, ..., 100%.
 DEFAULT_LADDER = tuple(round(0.05 * i, 2) for i in range(21))
@@ -91,6 +96,61 @@ class MinimalModules:
     val_index: np.ndarray
     candidates: str
     max_cost: float
+
+
+@functools.partial(jax.jit, static_argnames=("config", "u_mask", "unrolled"))
+def _contrast_gradient(params, x, w, c, *, config, u_mask: str, unrolled: bool):
+    """``|d mean_w(z_c - z_q) / d keep|`` at ``keep = 1``: ``x [n, in_len]``, ``w [n]`` (one
+    output) or ``[n, T]`` (weights of the positions to explain) -> ``[L, H]`` or ``[L, T, H]``."""
+    C = config.num_classes
+    shape = ((config.layers, config.steps, config.units) if unrolled
+             else (config.layers, config.units))
+
+    def mean_contrast(keep):
+        z = apply_model(config, params, x, keep=keep, u_mask=u_mask).astype(jnp.float32)
+        zc = jnp.take(z, c, axis=-1)
+        contrast = zc - (jnp.sum(z, -1) - zc) / (C - 1)
+        return jnp.sum(contrast * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+    return jnp.abs(jax.grad(mean_contrast)(jnp.ones(shape, jnp.float32)))
+
+
+def removal_effect(params, x, y, *, config, n_pos: int = 500, u_mask: str = "paper",
+                   unrolled: bool = False) -> np.ndarray:
+    """First-order effect of removing each unit on its class's contrast, per class.
+
+    For class ``c``: the first ``n_pos`` examples with label ``c`` (many-output: sequences with
+    ``c`` at some step, weighted by the positions where it is), and the gradient of their mean
+    contrast ``z_c - z_q`` (``z_q`` the mean of the other logits) with respect to a continuous
+    keep vector at ``keep = 1``; its absolute value estimates how much removing the unit moves
+    the class's score. A class without examples gets zeros.
+
+    Args:
+      params: the model's params; ``config`` its :class:`~modjax.models.ModelConfig`.
+      x: ``[N, in_len]`` ids; ``y``: ``[N]`` or ``[N, T]`` int labels.
+      n_pos: examples per class.
+      u_mask: the mask semantics the keep vector acts in.
+      unrolled: one effect per step (``[.., T, H]``) instead of per layer.
+
+    Returns:
+      ``[C, L, M, H]`` float64 with ``M = T`` (unrolled) or 1.
+    """
+    C = config.num_classes
+    y = np.asarray(y)
+    out = []
+    for c in range(C):
+        hit = y == c
+        rows = np.nonzero(hit.any(1) if y.ndim == 2 else hit)[0][:n_pos]
+        if len(rows) == 0:
+            shape = (config.layers, config.steps if unrolled else 1, config.units)
+            out.append(np.zeros(shape))
+            continue
+        w = hit[rows].astype(np.float32)
+        g = np.asarray(_contrast_gradient(params, jnp.asarray(x[rows]), jnp.asarray(w), c,
+                                          config=config, u_mask=u_mask, unrolled=unrolled),
+                       np.float64)
+        out.append(g if unrolled else g[:, None, :])
+    return np.stack(out)
 
 
 def split_validation(n: int, val_fraction: float, seed: int):
@@ -154,8 +214,9 @@ def minimal_modules(params, data, *, model, max_cost: Union[float, Sequence[floa
       max_cost: allowed drop of a class's recall and of the composed accuracy on the
         validation split, as a fraction (``0.01`` = 1 percentage point), in ``[0, 1]``; or a
         sequence of them, which share the trace and the ladder's scores (one result each).
-      candidates: ``"negative"`` (the method's rule: only units with ``d < 0``) or ``"all"``
-        (every unit, ascending ``d``).
+      candidates: ``"negative"`` (the method's rule: only units with ``d < 0``), ``"all"``
+        (every unit, ascending ``d``) or ``"first_order"`` (every unit, ascending first-order
+        removal effect, :func:`removal_effect`).
       val_fraction: fraction of the training examples held out for validation (seeded by
         ``seed``); the decomposition uses the rest.
       seed: seed of the split.
@@ -213,9 +274,14 @@ def minimal_modules(params, data, *, model, max_cost: Union[float, Sequence[floa
     opts = decomp.options
     H = config.units
     ks = np.array([concern.removal_count(f, H) for f in fracs], np.int32)
-    keep = np.asarray(_ladder_keep(d, jnp.asarray(decomp.has_positives), jnp.asarray(ks),
+    if candidates == "first_order":
+        d = removal_effect(params, x[fit_idx], y[fit_idx], config=config,
+                           n_pos=opts.resolved(config, config.num_classes)[0],
+                           u_mask=opts.u_mask, unrolled=decomp.unrolled)
+    keep = np.asarray(_ladder_keep(jnp.asarray(d, jnp.float32),
+                                   jnp.asarray(decomp.has_positives), jnp.asarray(ks),
                                    config=config, options=opts,
-                                   all_units=candidates == "all"))  # [C, K, L, M, F]
+                                   all_units=candidates != "negative"))  # [C, K, L, M, F]
     if not decomp.unrolled:
         keep = keep[:, :, :, 0]
     C, K = keep.shape[:2]

@@ -11,8 +11,8 @@ import pytest
 
 from modjax.compose import module_scores
 from modjax.decompose import decompose
-from modjax.minimal import DEFAULT_LADDER, minimal_modules, split_validation
-from modjax.models import ModelConfig
+from modjax.minimal import DEFAULT_LADDER, minimal_modules, removal_effect, split_validation
+from modjax.models import ModelConfig, apply_model, init_params
 from modjax.train import predict
 from tests.trained_models import trained_big
 
@@ -33,7 +33,7 @@ def _recall_with(decomp, params, x, y, c, keep_c):
     return float((np.argmax(s, 0)[y == c] == c).mean())
 
 
-@pytest.mark.parametrize("candidates", ["negative", "all"])
+@pytest.mark.parametrize("candidates", ["negative", "all", "first_order"])
 def test_fewer_units_within_the_stated_cost(candidates):
     cfg, params, data = _setup()
     max_cost = 0.02
@@ -134,3 +134,41 @@ def test_errors_name_the_argument():
                      out_len=3)
     with pytest.raises(ValueError, match="encoder_decoder"):
         minimal_modules(params, data, model=ed)
+
+
+@pytest.mark.parametrize("io,unrolled", [("many_to_one", False), ("many_to_one", True),
+                                         ("many_to_many", False)])
+def test_removal_effect_matches_finite_differences(io, unrolled):
+    """``removal_effect`` against central differences of the mean contrast ``z_c - z_q`` of
+    the class's examples (many-output: its positions), with one unit's keep entry moved by
+    ±eps, computed from the model's logits directly."""
+    cfg = ModelConfig(io=io, cell="lstm", num_classes=3, vocab_size=20, in_len=5, layers=2,
+                      units=4, embed_dim=3)
+    params = init_params(cfg, 2)
+    rng = np.random.default_rng(3)
+    x = rng.integers(1, 20, (40, 5)).astype(np.int32)
+    y = rng.integers(0, 3, (40, 5) if io == "many_to_many" else 40).astype(np.int32)
+    n_pos = 12
+    got = removal_effect(params, x, y, config=cfg, n_pos=n_pos, unrolled=unrolled)
+    M = cfg.steps if unrolled else 1
+    assert got.shape == (3, 2, M, 4)
+    shape = (2, cfg.steps, 4) if unrolled else (2, 4)
+    for c in range(3):
+        hit = y == c
+        rows = np.nonzero(hit.any(1) if y.ndim == 2 else hit)[0][:n_pos]
+        w = hit[rows].astype(np.float64)
+
+        def contrast(keep):
+            z = np.asarray(apply_model(cfg, params, x[rows], keep=keep, u_mask="paper"),
+                           np.float64)
+            zc = z[..., c]
+            return float(((zc - (z.sum(-1) - zc) / 2) * w).sum() / w.sum())
+
+        eps = 1e-2
+        for idx in [(0, 0), (0, 3), (1, 2)] if not unrolled else [(0, 0, 1), (1, 4, 2)]:
+            up, down = np.ones(shape, np.float32), np.ones(shape, np.float32)
+            up[idx] += eps
+            down[idx] -= eps
+            want = abs(contrast(up) - contrast(down)) / (2 * eps)
+            have = got[(c, idx[0]) + ((idx[1],) if unrolled else (0,)) + (idx[-1],)]
+            assert have == pytest.approx(want, rel=1e-2, abs=2e-5), (c, idx)
