@@ -12,7 +12,8 @@ by :mod:`experiments.reproduce`'s functions):
    published tables; not compactable);
 3. :func:`modjax.minimal_modules` (rolled, ``u_mask="paper"``) at ``--max_cost`` on a
    ``--val_fraction`` validation split of the *training* data, with the method's candidates
-   (``d < 0``) and with every unit a candidate;
+   (``d < 0``), with every unit a candidate in ascending ``d``, and with every unit a candidate
+   in ascending first-order removal effect (``--candidates``);
 4. for every compactable row: units kept per module, composed test δ, and every module
    compacted (:func:`modjax.compact`), its size and forward time over the test set against the
    full model's forward (same batches, median of ``--reps``), and the largest difference between
@@ -49,7 +50,8 @@ def define_flags():
                       "Further costs reported from the same ladder (kept units and δ only).")
     flags.DEFINE_integer("n_time", 2048, "Test examples in each timed forward pass.")
     flags.DEFINE_integer("limit_test", None, "Use only the first N test examples (quick runs).")
-    flags.DEFINE_list("candidates", ["negative", "all"], "minimal_modules candidate sets.")
+    flags.DEFINE_list("candidates", ["negative", "all", "first_order"],
+                      "minimal_modules candidate sets.")
     flags.DEFINE_float("val_fraction", 0.1, "Validation fraction of the training data.")
     flags.DEFINE_integer("val_seed", 0, "Seed of the validation split.")
     flags.DEFINE_integer("max_val", 3000, "At most this many validation examples.")
@@ -257,8 +259,10 @@ def markdown(doc) -> str:
              f"{100 * doc['val_fraction']:g}% of the training data (seed {doc['val_seed']}, at "
              "most the model's `max_val` examples; the test split is not used to choose), with "
              "the "
-             "method's candidates (`negative`: units with d < 0 only) and with every unit a "
-             "candidate (`all`). δ = composed − monolithic test accuracy in points (many-output: "
+             "method's candidates (`negative`: units with d < 0 only), with every unit a "
+             "candidate in ascending d (`all`), and with every unit a candidate in ascending "
+             "first-order removal effect on its class's contrast (`first_order`, "
+             "`modjax.minimal.removal_effect`), as `--candidates` lists. δ = composed − monolithic test accuracy in points (many-output: "
              "every position, padding included; *no pad* without). *Kept* is the mean over "
              "modules and layers of the kept units, as a fraction of H = 100. *Speedup* is the "
              "full model's forward time over the model's first `n_time` test examples divided by "
