@@ -99,7 +99,8 @@ def bag_of_words_baseline(data: TaskData, *, seed: int = 0, steps: int = 300,
                         num_classes=c, steps=steps, learning_rate=learning_rate, l2=l2,
                         seed=seed)
     feats = jnp.asarray(_bag_of_words(data.x_test, data.vocab_size))
-    pred = np.asarray(jnp.argmax(jnp.einsum("nv,svc->nsc", feats, W, precision=MATMUL_PRECISION) + b, axis=-1))
+    logits = jnp.einsum("nv,svc->nsc", feats, W, precision=MATMUL_PRECISION) + b
+    pred = np.asarray(jnp.argmax(logits, axis=-1))
     correct = pred == yte
     return float(correct[yte != 0].mean() if tagging else correct.mean())
 

@@ -205,9 +205,9 @@ def _observations(src, step_ok, idx, ok, many_output, unrolled, pool_all, bidire
 
 @functools.partial(jax.jit, static_argnames=("config", "gates"))
 def _trace(params, x, dec, *, config: ModelConfig, gates: bool):
-    """The trace stage: the original model's ``{"hidden", ("gates")}`` at highest precision."""
-    with jax.default_matmul_precision("highest"):
-        _, aux = apply_model(config, params, x, dec, return_hidden=True, return_gates=gates)
+    """The trace stage: the original model's ``{"hidden", ("gates")}`` (full float32 matmuls,
+    as everywhere: :mod:`modjax.precision`)."""
+    _, aux = apply_model(config, params, x, dec, return_hidden=True, return_gates=gates)
     return aux
 
 

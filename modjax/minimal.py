@@ -99,20 +99,27 @@ class MinimalModules:
 
 
 @functools.partial(jax.jit, static_argnames=("config", "u_mask", "unrolled"))
-def _contrast_gradient(params, x, w, c, *, config, u_mask: str, unrolled: bool):
-    """``|d mean_w(z_c - z_q) / d keep|`` at ``keep = 1``: ``x [n, in_len]``, ``w [n]`` (one
-    output) or ``[n, T]`` (weights of the positions to explain) -> ``[L, H]`` or ``[L, T, H]``."""
+def _contrast_gradients(params, xs, ws, *, config, u_mask: str, unrolled: bool):
+    """``|d mean_w(z_c - z_q) / d keep|`` at ``keep = 1`` for every class ``c``, one class at a
+    time in one compiled program: ``xs [C, n, in_len]``, ``ws [C, n]`` (one output) or
+    ``[C, n, T]`` (weights of the positions to explain; 0 for padding rows) ->
+    ``[C, L, H]`` or ``[C, L, T, H]``."""
     C = config.num_classes
     shape = ((config.layers, config.steps, config.units) if unrolled
              else (config.layers, config.units))
 
-    def mean_contrast(keep):
-        z = apply_model(config, params, x, keep=keep, u_mask=u_mask).astype(jnp.float32)
-        zc = jnp.take(z, c, axis=-1)
-        contrast = zc - (jnp.sum(z, -1) - zc) / (C - 1)
-        return jnp.sum(contrast * w) / jnp.maximum(jnp.sum(w), 1.0)
+    def one(args):
+        x, w, c = args
 
-    return jnp.abs(jax.grad(mean_contrast)(jnp.ones(shape, jnp.float32)))
+        def mean_contrast(keep):
+            z = apply_model(config, params, x, keep=keep, u_mask=u_mask).astype(jnp.float32)
+            zc = jnp.take(z, c, axis=-1)
+            contrast = zc - (jnp.sum(z, -1) - zc) / (C - 1)
+            return jnp.sum(contrast * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+        return jnp.abs(jax.grad(mean_contrast)(jnp.ones(shape, jnp.float32)))
+
+    return jax.lax.map(one, (xs, ws, jnp.arange(C)))
 
 
 def removal_effect(params, x, y, *, config, n_pos: int = 500, u_mask: str = "paper",
@@ -123,7 +130,8 @@ def removal_effect(params, x, y, *, config, n_pos: int = 500, u_mask: str = "pap
     ``c`` at some step, weighted by the positions where it is), and the gradient of their mean
     contrast ``z_c - z_q`` (``z_q`` the mean of the other logits) with respect to a continuous
     keep vector at ``keep = 1``; its absolute value estimates how much removing the unit moves
-    the class's score. A class without examples gets zeros.
+    the class's score. A class without examples gets zeros. Every class's examples are padded
+    to one size (zero weight), so all classes run in one compiled program.
 
     Args:
       params: the model's params; ``config`` its :class:`~modjax.models.ModelConfig`.
@@ -136,21 +144,20 @@ def removal_effect(params, x, y, *, config, n_pos: int = 500, u_mask: str = "pap
       ``[C, L, M, H]`` float64 with ``M = T`` (unrolled) or 1.
     """
     C = config.num_classes
-    y = np.asarray(y)
-    out = []
+    x, y = np.asarray(x), np.asarray(y)
+    hit = np.stack([y == c for c in range(C)])  # [C, N(, T)]
+    found = hit.any(-1) if y.ndim == 2 else hit  # [C, N]
+    n = max(1, min(int(n_pos), int(found.sum(1).max(initial=0))))
+    xs = np.zeros((C, n) + x.shape[1:], x.dtype)
+    ws = np.zeros((C, n) + y.shape[1:], np.float32)
     for c in range(C):
-        hit = y == c
-        rows = np.nonzero(hit.any(1) if y.ndim == 2 else hit)[0][:n_pos]
-        if len(rows) == 0:
-            shape = (config.layers, config.steps if unrolled else 1, config.units)
-            out.append(np.zeros(shape))
-            continue
-        w = hit[rows].astype(np.float32)
-        g = np.asarray(_contrast_gradient(params, jnp.asarray(x[rows]), jnp.asarray(w), c,
-                                          config=config, u_mask=u_mask, unrolled=unrolled),
-                       np.float64)
-        out.append(g if unrolled else g[:, None, :])
-    return np.stack(out)
+        rows = np.nonzero(found[c])[0][:n]
+        xs[c, :len(rows)] = x[rows]
+        ws[c, :len(rows)] = hit[c, rows]
+    g = np.asarray(_contrast_gradients(params, jnp.asarray(xs), jnp.asarray(ws),
+                                       config=config, u_mask=u_mask, unrolled=unrolled),
+                   np.float64)
+    return g if unrolled else g[:, :, None, :]
 
 
 def split_validation(n: int, val_fraction: float, seed: int):

@@ -172,3 +172,15 @@ def test_removal_effect_matches_finite_differences(io, unrolled):
             want = abs(contrast(up) - contrast(down)) / (2 * eps)
             have = got[(c, idx[0]) + ((idx[1],) if unrolled else (0,)) + (idx[-1],)]
             assert have == pytest.approx(want, rel=1e-2, abs=2e-5), (c, idx)
+
+
+def test_removal_effect_of_a_class_without_examples_is_zero():
+    cfg = ModelConfig(io="many_to_one", cell="gru", num_classes=3, vocab_size=20, in_len=5,
+                      layers=1, units=4, embed_dim=3)
+    params = init_params(cfg, 0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 20, (30, 5)).astype(np.int32)
+    y = rng.integers(0, 2, 30).astype(np.int32)  # class 2 never occurs
+    got = removal_effect(params, x, y, config=cfg, n_pos=8)
+    assert got.shape == (3, 1, 1, 4)
+    assert (got[2] == 0).all() and (got[:2] > 0).any()
