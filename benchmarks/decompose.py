@@ -12,9 +12,9 @@ repetitions with ``block_until_ready``:
   (``apply_model(..., return_hidden=True)``) over the same sampled examples (the union);
 * ``module_scores``        — every module on the test set in one batched scan, vs ``C`` plain
   forward passes over the test set (one jit-compiled forward timed, times ``C``): with
-  ``share_projection=False`` (every module projects its own inputs; the default for unrolled
-  decompositions) and ``share_projection=True`` (the first layer's input projection computed
-  once per step for all modules; the default for rolled ones).
+  ``share_projection=False`` (every module projects its own inputs) and
+  ``share_projection=True`` (the default: the first layer's input projection computed once
+  per step for all modules).
 
 Targets (from the issue): decomposition <= 3x one forward pass; composed evaluation <= 1.5x
 ``C`` forward passes.
@@ -175,7 +175,7 @@ def main(argv=None):
     print()
     print("| mode | decompose (s) | 1 forward on union (s) | ratio (target <= 3) "
           "| module_scores, projection per module (s) | C forwards on test (s) "
-          "| ratio (target <= 1.5) | module_scores, shared projection (s) | ratio "
+          "| ratio (target <= 1.5) | module_scores, shared projection (default) (s) | ratio "
           "| compile: decompose / module_scores (s) | removed units / layer |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for mode, d_t, s_t, removed, p_t in rows:

@@ -48,7 +48,7 @@ def main(argv=None):
                     help="comma-separated row_chunk values (0: whole batches)")
     ap.add_argument("--share_projection", default="default",
                     help="comma-separated module_scores share_projection values, each timed: "
-                         "default (the library's, by mode), true, false")
+                         "default (the library's: shared), true, false")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

@@ -12,8 +12,9 @@ by :mod:`experiments.reproduce`'s functions):
    published tables; not compactable);
 3. :func:`modjax.minimal_modules` (rolled, ``u_mask="paper"``) at ``--max_cost`` on a
    ``--val_fraction`` validation split of the *training* data, with the method's candidates
-   (``d < 0``), with every unit a candidate in ascending ``d``, and with every unit a candidate
-   in ascending first-order removal effect (``--candidates``);
+   (``d < 0``), with every unit a candidate in ascending ``d``, with every unit a candidate
+   in ascending first-order removal effect, and with that effect re-measured cap by cap
+   (``--candidates``);
 4. for every compactable row: units kept per module, composed test δ, and every module
    compacted (:func:`modjax.compact`), its size and forward time over the test set against the
    full model's forward (same batches, median of ``--reps``), and the largest difference between
@@ -50,7 +51,7 @@ def define_flags():
                       "Further costs reported from the same ladder (kept units and δ only).")
     flags.DEFINE_integer("n_time", 2048, "Test examples in each timed forward pass.")
     flags.DEFINE_integer("limit_test", None, "Use only the first N test examples (quick runs).")
-    flags.DEFINE_list("candidates", ["negative", "all", "first_order"],
+    flags.DEFINE_list("candidates", ["negative", "all", "first_order", "iterative"],
                       "minimal_modules candidate sets.")
     flags.DEFINE_float("val_fraction", 0.1, "Validation fraction of the training data.")
     flags.DEFINE_integer("val_seed", 0, "Seed of the validation split.")
@@ -262,7 +263,9 @@ def markdown(doc) -> str:
              "method's candidates (`negative`: units with d < 0 only), with every unit a "
              "candidate in ascending d (`all`), and with every unit a candidate in ascending "
              "first-order removal effect on its class's contrast (`first_order`, "
-             "`modjax.minimal.removal_effect`), as `--candidates` lists. δ = composed − "
+             "`modjax.minimal.removal_effect`), and with that effect re-measured at each "
+             "cap's module (`iterative`, `modjax.minimal.iterative_removal_order`), as "
+             "`--candidates` lists. δ = composed − "
              "monolithic test accuracy in points (many-output: "
              "every position, padding included; *no pad* without). *Kept* is the mean over "
              "modules and layers of the kept units, as a fraction of H = 100. *Speedup* is the "

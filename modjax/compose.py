@@ -255,7 +255,7 @@ def row_chunk_for(rows: int, row_chunk: Optional[int] = None,
 def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: int = 4096,
                   channel: Optional[bool] = None, kind: Optional[str] = None,
                   mesh: sharding.MeshArg = None, memory_budget: Optional[int] = None,
-                  share_projection: Optional[bool] = None,
+                  share_projection: Optional[bool] = True,
                   row_chunk: Optional[int] = None) -> Array:
     """Every module's score on ``x``, all modules in one batched scan per batch.
 
@@ -283,14 +283,13 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
         :func:`memory_budget_bytes`). When all modules
         would not fit (:func:`score_bytes`) they are scored in chunks of
         :func:`module_chunk` modules.
-      share_projection: ``True`` computes the embedding and, at every step, the first
-        layer's input projection ``x_t W + b`` once for all modules and applies each module's
-        column mask to it; ``False`` projects each module's inputs with its own masked weights
-        (same scores to float32 rounding). ``None`` (default): shared for rolled
-        decompositions, per module for unrolled ones, which is what measured faster on a
-        2-core CPU (``docs/benchmarks.md``: rolled 0.84x the per-module time on a CLINC-sized
-        LSTM-1; unrolled, the per-step column masks of the shared projection cost more than
-        the matmul they save).
+      share_projection: ``True`` (default; ``None`` means the same) computes the embedding
+        and, at every step, the first layer's input projection ``x_t W + b`` once for all
+        modules and applies each module's column mask to it (rolled: one mask; unrolled: the
+        step's row of a ``[T, gH]`` table); ``False`` projects each module's inputs with its
+        own masked weights (same scores to float32 rounding). Sharing measured faster in
+        both modes on a 2-core CPU (``docs/benchmarks.md``, CLINC-sized LSTM-1: 0.58-0.64x C
+        forward passes rolled, 0.63-0.69x unrolled, against 0.93x unrolled per module).
       row_chunk: about how many examples of a batch run at a time inside the compiled call
         (:func:`row_chunk_for`): ``None`` (default) — :data:`CPU_ROW_CHUNK` on a CPU, where a
         step's gates for all modules then stay in cache, and whole batches on accelerators;
@@ -320,10 +319,13 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
     mesh = sharding.compose_mesh(mesh, C)
     budget = memory_budget_bytes(memory_budget)
     if share_projection is None:
-        share_projection = decomp.options.mode == "rolled"
+        share_projection = True
+    if not isinstance(share_projection, (bool, np.bool_)):
+        raise ValueError(f"share_projection must be True, False or None, got "
+                         f"{share_projection!r}")
     row_chunk_for(bs, row_chunk)  # checks the argument before any work
     return _scores_batched(decomp, params, x, dec_in, bs, spans, kind, bound, mesh, budget,
-                           bool(share_projection), row_chunk)
+                           share_projection=bool(share_projection), row_chunk=row_chunk)
 
 
 def _scores_batched(decomp: Decomposition, params, x, dec_in, bs: int, spans, kind: str,

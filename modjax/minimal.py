@@ -23,7 +23,11 @@ Procedure (all classes at once, no retracing per cap):
    * ``candidates="first_order"`` (beyond the method): every unit, in ascending order of its
      first-order removal effect on its class's contrast (:func:`removal_effect`): the mean over
      the class's sampled positives of ``|d(z_c - z_q) / d keep_u|`` at ``keep = 1``, where
-     ``z_q`` is the mean of the other classes' logits (the channelled head's contrast).
+     ``z_q`` is the mean of the other classes' logits (the channelled head's contrast);
+   * ``candidates="iterative"`` (beyond the method): the same effect re-measured cap by cap
+     (:func:`iterative_removal_order`): the units added at cap ``f_j`` are the still-kept ones
+     with the smallest effect at the module of cap ``f_{j-1}``, so each step sees the units
+     already removed.
 
 3. Each class's **recall** on the validation split, with its module at each cap and every other
    module at cap 0 (the vote then differs from the original model only through that module):
@@ -60,7 +64,7 @@ from modjax.decompose import decompose_with_scores, prepare_data, resolve_model,
 from modjax.decomposition import Decomposition
 from modjax.models import apply_model
 
-CANDIDATES = ("negative", "all", "first_order")
+CANDIDATES = ("negative", "all", "first_order", "iterative")
 
 #: The default ladder of caps: 0 (the original model), 5%, 10%, ..., 100%.
 DEFAULT_LADDER = tuple(round(0.05 * i, 2) for i in range(21))
@@ -82,7 +86,7 @@ class MinimalModules:
       val_accuracy: composed validation accuracy of the minimal modules.
       val_accuracy_original: the original model's validation accuracy (the vote at cap 0).
       val_index: ``[N_val]`` indices (into the training data) of the validation examples.
-      candidates: ``"negative"`` or ``"all"``.
+      candidates: one of :data:`CANDIDATES`.
       max_cost: the allowed drop (fraction, 0.01 = 1 point).
     """
 
@@ -98,18 +102,16 @@ class MinimalModules:
     max_cost: float
 
 
-@functools.partial(jax.jit, static_argnames=("config", "u_mask", "unrolled"))
-def _contrast_gradients(params, xs, ws, *, config, u_mask: str, unrolled: bool):
-    """``|d mean_w(z_c - z_q) / d keep|`` at ``keep = 1`` for every class ``c``, one class at a
-    time in one compiled program: ``xs [C, n, in_len]``, ``ws [C, n]`` (one output) or
-    ``[C, n, T]`` (weights of the positions to explain; 0 for padding rows) ->
-    ``[C, L, H]`` or ``[C, L, T, H]``."""
+@functools.partial(jax.jit, static_argnames=("config", "u_mask"))
+def _contrast_gradients(params, xs, ws, keeps, *, config, u_mask: str):
+    """``|d mean_w(z_c - z_q) / d keep|`` at ``keep = keeps[c]`` for every class ``c``, one
+    class at a time in one compiled program: ``xs [C, n, in_len]``, ``ws [C, n]`` (one output)
+    or ``[C, n, T]`` (weights of the positions to explain; 0 for padding rows), ``keeps
+    [C, L, H]`` or ``[C, L, T, H]`` float -> the same shape as ``keeps``."""
     C = config.num_classes
-    shape = ((config.layers, config.steps, config.units) if unrolled
-             else (config.layers, config.units))
 
     def one(args):
-        x, w, c = args
+        x, w, c, k = args
 
         def mean_contrast(keep):
             z = apply_model(config, params, x, keep=keep, u_mask=u_mask).astype(jnp.float32)
@@ -117,9 +119,25 @@ def _contrast_gradients(params, xs, ws, *, config, u_mask: str, unrolled: bool):
             contrast = zc - (jnp.sum(z, -1) - zc) / (C - 1)
             return jnp.sum(contrast * w) / jnp.maximum(jnp.sum(w), 1.0)
 
-        return jnp.abs(jax.grad(mean_contrast)(jnp.ones(shape, jnp.float32)))
+        return jnp.abs(jax.grad(mean_contrast)(k))
 
-    return jax.lax.map(one, (xs, ws, jnp.arange(C)))
+    return jax.lax.map(one, (xs, ws, jnp.arange(C), keeps))
+
+
+def _class_examples(x, y, C: int, n_pos: int):
+    """The first ``n_pos`` examples of every class, padded to one size: ``(xs [C, n, in_len],
+    ws [C, n(, T)])`` with ``ws`` 1 at the class's positions (0 on padding rows)."""
+    x, y = np.asarray(x), np.asarray(y)
+    hit = np.stack([y == c for c in range(C)])  # [C, N(, T)]
+    found = hit.any(-1) if y.ndim == 2 else hit  # [C, N]
+    n = max(1, min(int(n_pos), int(found.sum(1).max(initial=0))))
+    xs = np.zeros((C, n) + x.shape[1:], x.dtype)
+    ws = np.zeros((C, n) + y.shape[1:], np.float32)
+    for c in range(C):
+        rows = np.nonzero(found[c])[0][:n]
+        xs[c, :len(rows)] = x[rows]
+        ws[c, :len(rows)] = hit[c, rows]
+    return jnp.asarray(xs), jnp.asarray(ws)
 
 
 def removal_effect(params, x, y, *, config, n_pos: int = 500, u_mask: str = "paper",
@@ -144,20 +162,61 @@ def removal_effect(params, x, y, *, config, n_pos: int = 500, u_mask: str = "pap
       ``[C, L, M, H]`` float64 with ``M = T`` (unrolled) or 1.
     """
     C = config.num_classes
-    x, y = np.asarray(x), np.asarray(y)
-    hit = np.stack([y == c for c in range(C)])  # [C, N(, T)]
-    found = hit.any(-1) if y.ndim == 2 else hit  # [C, N]
-    n = max(1, min(int(n_pos), int(found.sum(1).max(initial=0))))
-    xs = np.zeros((C, n) + x.shape[1:], x.dtype)
-    ws = np.zeros((C, n) + y.shape[1:], np.float32)
-    for c in range(C):
-        rows = np.nonzero(found[c])[0][:n]
-        xs[c, :len(rows)] = x[rows]
-        ws[c, :len(rows)] = hit[c, rows]
-    g = np.asarray(_contrast_gradients(params, jnp.asarray(xs), jnp.asarray(ws),
-                                       config=config, u_mask=u_mask, unrolled=unrolled),
-                   np.float64)
+    xs, ws = _class_examples(x, y, C, n_pos)
+    shape = ((C, config.layers, config.steps, config.units) if unrolled
+             else (C, config.layers, config.units))
+    g = np.asarray(_contrast_gradients(params, xs, ws, jnp.ones(shape, jnp.float32),
+                                       config=config, u_mask=u_mask), np.float64)
     return g if unrolled else g[:, :, None, :]
+
+
+def iterative_removal_order(params, x, y, counts: Sequence[int], *, config, n_pos: int = 500,
+                            u_mask: str = "paper", unrolled: bool = False) -> np.ndarray:
+    """A removal order per class, layer (and step) built in rounds of first-order effects.
+
+    Round ``j`` starts from the module of round ``j - 1`` (round 0: every unit kept), takes the
+    gradient of the class's mean contrast with respect to the keep vector *at that module*
+    (:func:`removal_effect`'s quantity, re-measured after the earlier removals) and removes,
+    per layer (and step), the ``counts[j] - counts[j - 1]`` still-kept units with the smallest
+    effect. Later removals thus see the units already gone, which a single ranking at
+    ``keep = 1`` does not.
+
+    Args:
+      params, x, y, config, n_pos, u_mask, unrolled: as :func:`removal_effect`.
+      counts: increasing numbers of units removed per layer (and step) after each round, at
+        most ``H``.
+
+    Returns:
+      ``[C, L, M, H]`` float64 positions: ascending order is the removal order (units removed in
+      no round come last, by their effect in the last round), so removing the ``counts[j]``
+      first units of each row gives round ``j``'s module.
+    """
+    C, H = config.num_classes, config.units
+    counts = [int(k) for k in counts]
+    if any(b < a for a, b in zip(counts, counts[1:])) or any(not 0 <= k <= H for k in counts):
+        raise ValueError(f"counts must be increasing numbers of units in [0, {H}], got "
+                         f"{counts}")
+    xs, ws = _class_examples(x, y, C, n_pos)
+    shape = ((C, config.layers, config.steps, H) if unrolled else (C, config.layers, H))
+    keep = np.ones(shape, np.float32)
+    pos = np.full(shape, np.inf)
+    done = 0
+    g = np.zeros(shape)
+    for k in counts:
+        g = np.asarray(_contrast_gradients(params, xs, ws, jnp.asarray(keep), config=config,
+                                           u_mask=u_mask), np.float64)
+        if k == done:
+            continue
+        # the still-kept units with the smallest effect, per row (stable: lower index first)
+        order = np.argsort(np.where(keep > 0, g, np.inf), axis=-1, kind="stable")
+        take = order[..., : k - done]
+        np.put_along_axis(pos, take, done + np.arange(k - done, dtype=np.float64), axis=-1)
+        np.put_along_axis(keep, take, 0.0, axis=-1)
+        done = k
+    # the rest: after every removed unit, in ascending last-round effect
+    rest = np.argsort(np.where(np.isinf(pos), g, np.inf), axis=-1, kind="stable")[..., : H - done]
+    np.put_along_axis(pos, rest, done + np.arange(H - done, dtype=np.float64), axis=-1)
+    return pos if unrolled else pos[:, :, None, :]
 
 
 def split_validation(n: int, val_fraction: float, seed: int):
@@ -222,8 +281,9 @@ def minimal_modules(params, data, *, model, max_cost: Union[float, Sequence[floa
         validation split, as a fraction (``0.01`` = 1 percentage point), in ``[0, 1]``; or a
         sequence of them, which share the trace and the ladder's scores (one result each).
       candidates: ``"negative"`` (the method's rule: only units with ``d < 0``), ``"all"``
-        (every unit, ascending ``d``) or ``"first_order"`` (every unit, ascending first-order
-        removal effect, :func:`removal_effect`).
+        (every unit, ascending ``d``), ``"first_order"`` (every unit, ascending first-order
+        removal effect, :func:`removal_effect`) or ``"iterative"`` (that effect re-measured
+        at each cap's module, :func:`iterative_removal_order`; one gradient pass per cap).
       val_fraction: fraction of the training examples held out for validation (seeded by
         ``seed``); the decomposition uses the rest.
       seed: seed of the split.
@@ -285,6 +345,10 @@ def minimal_modules(params, data, *, model, max_cost: Union[float, Sequence[floa
         d = removal_effect(params, x[fit_idx], y[fit_idx], config=config,
                            n_pos=opts.resolved(config, config.num_classes)[0],
                            u_mask=opts.u_mask, unrolled=decomp.unrolled)
+    elif candidates == "iterative":
+        d = iterative_removal_order(params, x[fit_idx], y[fit_idx], ks[1:], config=config,
+                                    n_pos=opts.resolved(config, config.num_classes)[0],
+                                    u_mask=opts.u_mask, unrolled=decomp.unrolled)
     keep = np.asarray(_ladder_keep(jnp.asarray(d, jnp.float32),
                                    jnp.asarray(decomp.has_positives), jnp.asarray(ks),
                                    config=config, options=opts,

@@ -564,8 +564,8 @@ def _dot_flops(jaxpr) -> int:
 def test_shared_projection_computes_the_first_layer_projection_once(u_mask, N):
     """With ``share_projection`` the embedding and the first layer's input projection
     ``x W + b`` are computed once: C modules cost one projection plus C times the rest of the
-    forward pass. Without it (the default), C times the whole pass when masks go on weight
-    copies. Counted from the compiled
+    forward pass. Without it (``share_projection=False``), C times the whole pass when masks
+    go on weight copies. Counted from the compiled
     function's jaxpr (both paths of ``scan_layer``: masks on weight copies for a large batch,
     on activations for a small one)."""
     import importlib
@@ -594,10 +594,11 @@ def test_shared_projection_computes_the_first_layer_projection_once(u_mask, N):
 
 
 def test_shared_projection_gives_the_same_scores():
-    """``module_scores(share_projection=True)`` equals the default path (float32 rounding):
-    LSTM and GRU, both mask semantics, rolled and per-step keep vectors."""
+    """``module_scores(share_projection=True)`` (the default) equals every module projecting
+    its own inputs (``False``) to float32 rounding: LSTM and GRU, both mask semantics, rolled
+    and per-step keep vectors, with masks on weight copies (64 rows) and on activations (8)."""
     for cell, u_mask, unrolled in [("lstm", "code", False), ("gru", "paper", True),
-                                   ("lstm", "paper", True)]:
+                                   ("lstm", "paper", True), ("lstm", "code", True)]:
         cfg = ModelConfig(io="many_to_one", cell=cell, num_classes=4, vocab_size=40, in_len=6,
                           layers=2, units=8, embed_dim=12)
         params = init_params(cfg, 3)
@@ -606,32 +607,42 @@ def test_shared_projection_gives_the_same_scores():
         y = rng.integers(0, 4, 64).astype(np.int32)
         d = decompose(params, (x, y), model=cfg, mode="unrolled" if unrolled else
                              "rolled", u_mask=u_mask, max_remove=0.3)
-        a = np.asarray(module_scores(d, params, x, kind="contrast"))
-        b = np.asarray(module_scores(d, params, x, kind="contrast", share_projection=True))
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+        assert not bool(np.all(np.asarray(d.keep)))  # some unit is removed
+        for rows in (64, 8):
+            a = np.asarray(module_scores(d, params, x[:rows], kind="contrast",
+                                         share_projection=False))
+            b = np.asarray(module_scores(d, params, x[:rows], kind="contrast"))
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
 
 
-def test_share_projection_default_follows_the_mode(monkeypatch):
-    """``share_projection=None`` shares the projection for rolled decompositions and not for
-    unrolled ones (the faster choice measured for each); an explicit value is kept."""
+def test_share_projection_defaults_to_shared_and_is_checked(monkeypatch):
+    """``share_projection`` defaults to ``True`` in both modes (``None`` means the same); an
+    explicit ``False`` is kept, and anything but a bool or ``None`` is refused by name."""
     import importlib
 
     comp = importlib.import_module("modjax.compose")
     seen = []
     real = comp._scores_batched
-    monkeypatch.setattr(comp, "_scores_batched",
-                        lambda *a: seen.append(a[10]) or real(*a))  # share_projection
+
+    def spy(*a, **kw):
+        seen.append(kw["share_projection"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(comp, "_scores_batched", spy)
     cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=3, vocab_size=30, in_len=5,
                       layers=1, units=6, embed_dim=4)
     params = init_params(cfg, 0)
     rng = np.random.default_rng(0)
     x = rng.integers(1, 30, (40, 5)).astype(np.int32)
     y = rng.integers(0, 3, 40).astype(np.int32)
-    for mode, want in (("rolled", True), ("unrolled", False)):
+    for mode in ("rolled", "unrolled"):
         d = decompose(params, (x, y), model=cfg, mode=mode, max_remove=0.3)
         module_scores(d, params, x)
-        module_scores(d, params, x, share_projection=not want)
-        assert seen[-2:] == [want, not want], (mode, seen)
+        module_scores(d, params, x, share_projection=None)
+        module_scores(d, params, x, share_projection=False)
+        assert seen[-3:] == [True, True, False], (mode, seen)
+    with pytest.raises(ValueError, match="share_projection"):
+        module_scores(d, params, x, share_projection="yes")
 
 
 @pytest.mark.parametrize("io", ["many_to_one", "many_to_many", "encoder_decoder"])

@@ -11,7 +11,8 @@ import pytest
 
 from modjax.compose import module_scores
 from modjax.decompose import decompose
-from modjax.minimal import DEFAULT_LADDER, minimal_modules, removal_effect, split_validation
+from modjax.minimal import (DEFAULT_LADDER, iterative_removal_order, minimal_modules,
+                            removal_effect, split_validation)
 from modjax.models import ModelConfig, apply_model, init_params
 from modjax.train import predict
 from tests.trained_models import trained_big
@@ -33,7 +34,7 @@ def _recall_with(decomp, params, x, y, c, keep_c):
     return float((np.argmax(s, 0)[y == c] == c).mean())
 
 
-@pytest.mark.parametrize("candidates", ["negative", "all", "first_order"])
+@pytest.mark.parametrize("candidates", ["negative", "all", "first_order", "iterative"])
 def test_fewer_units_within_the_stated_cost(candidates):
     cfg, params, data = _setup()
     max_cost = 0.02
@@ -184,3 +185,63 @@ def test_removal_effect_of_a_class_without_examples_is_zero():
     got = removal_effect(params, x, y, config=cfg, n_pos=8)
     assert got.shape == (3, 1, 1, 4)
     assert (got[2] == 0).all() and (got[:2] > 0).any()
+
+
+def test_iterative_order_removes_the_weakest_kept_units_round_by_round():
+    """Each round of ``iterative_removal_order`` removes, per layer, the still-kept units with
+    the smallest effect measured at the previous round's module: checked against central
+    differences of the class's mean contrast computed from the model's logits, round by round
+    (rows whose boundary effects are within 5% of each other are not decisive and skipped)."""
+    cfg = ModelConfig(io="many_to_one", cell="lstm", num_classes=3, vocab_size=20, in_len=5,
+                      layers=2, units=6, embed_dim=3)
+    params = init_params(cfg, 5)
+    rng = np.random.default_rng(6)
+    x = rng.integers(1, 20, (60, 5)).astype(np.int32)
+    y = rng.integers(0, 3, 60).astype(np.int32)
+    n_pos, counts = 15, (2, 4)
+    pos = iterative_removal_order(params, x, y, counts, config=cfg, n_pos=n_pos)
+    assert pos.shape == (3, 2, 1, 6)
+    assert (np.sort(pos, -1) == np.arange(6)).all()  # a permutation per row
+    checked = 0
+    for c in range(3):
+        rows = np.nonzero(y == c)[0][:n_pos]
+
+        def contrast(keep):
+            z = np.asarray(apply_model(cfg, params, x[rows], keep=keep, u_mask="paper"),
+                           np.float64)
+            return float(np.mean(z[:, c] - (z.sum(-1) - z[:, c]) / 2))
+
+        keep = np.ones((2, 6), np.float32)
+        done = 0
+        for k in counts:
+            removed = []
+            for layer in range(2):
+                eff = {}
+                for u in np.nonzero(keep[layer] > 0)[0]:
+                    up, down = keep.copy(), keep.copy()
+                    up[layer, u] += 1e-2
+                    down[layer, u] -= 1e-2
+                    eff[u] = abs(contrast(up) - contrast(down)) / 2e-2
+                ranked = sorted(eff, key=eff.get)
+                want = set(ranked[: k - done])
+                have = set(np.nonzero((pos[c, layer, 0] >= done) & (pos[c, layer, 0] < k))[0])
+                gap = eff[ranked[k - done]] - eff[ranked[k - done - 1]]
+                if gap > 0.05 * eff[ranked[k - done]]:
+                    assert have == want, (c, layer, k, eff)
+                    checked += 1
+                removed.append((layer, sorted(have)))
+            for layer, units in removed:  # every layer measured at the same module
+                keep[layer, units] = 0.0
+            done = k
+    assert checked >= 8
+
+
+def test_iterative_order_checks_counts():
+    cfg = ModelConfig(io="many_to_one", cell="gru", num_classes=2, vocab_size=20, in_len=4,
+                      layers=1, units=4, embed_dim=3)
+    params = init_params(cfg, 0)
+    x = np.ones((6, 4), np.int32)
+    y = np.array([0, 1] * 3, np.int32)
+    for bad in ([2, 1], [0, 5]):
+        with pytest.raises(ValueError, match="counts must be increasing"):
+            iterative_removal_order(params, x, y, bad, config=cfg)
