@@ -45,3 +45,31 @@ def test_malformed_models_flag_is_a_usage_error(tmp_path):
                    ["--models=clinc:lstm", f"--out={tmp_path / 'mm'}"], 120)
     assert p.returncode != 0
     assert "--models entries must be dataset:cell:layers" in p.stderr
+
+
+def test_holdout_trains_without_the_validation_split(tmp_path):
+    """``--holdout`` trains the model on the training data minus the validation split that
+    ``minimal_modules`` holds out (same fraction and seed), caches it under its own name and
+    says so in the report; here with the ``iterative`` candidates."""
+    from experiments import runner
+    from modjax.minimal import split_validation
+
+    out = tmp_path / "mm"
+    args = [a for a in ARGS if not a.startswith("--candidates")]
+    p = run_binary("experiments.minimal_modules",
+                   args + ["--candidates=iterative", "--holdout", "--val_fraction=0.2",
+                           f"--models_dir={tmp_path / 'models'}", f"--out={out}"], 600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    doc = json.loads((tmp_path / "mm.json").read_text())
+    (model,) = doc["models"]
+    data = runner.load_data(runner.parse_dataset("synthetic:many_to_one", "local"), 0,
+                            limit_test=200)
+    fit, val = split_validation(len(data.x_train), 0.2, 0)
+    assert doc["holdout"] is True and model["holdout"] is True
+    assert model["n_train"] == len(fit) == len(data.x_train) - len(val)
+    assert model["model_dir"].endswith("_holdout0.2v0")
+    assert [(r["kind"], r.get("candidates")) for r in model["rows"]][2:] == [
+        ("minimal", "iterative"), ("minimal", "iterative")]
+    md = (tmp_path / "mm.md").read_text()
+    assert "trained without that split (`--holdout`)" in md
+    assert f"trained on {len(fit)} examples (the validation split held out)" in md
