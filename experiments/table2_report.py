@@ -164,11 +164,16 @@ def mask_ablation(rows: Sequence[dict]) -> List[List[str]]:
 
 
 def phase_totals(rows: Sequence[dict]) -> Dict[str, float]:
-    """Wall seconds per phase over every stored row (training counted once per model)."""
+    """Seconds per phase over every stored row (training counted once per model): wall time,
+    and the training's CPU time (all cores), whose label says how many models recorded it
+    when some did not."""
     train = {r["model_dir"]: r.get("train_s") or 0.0 for r in rows}
-    train_cpu = {r["model_dir"]: r.get("train_cpu_s") or 0.0 for r in rows}
+    cpu = {r["model_dir"]: r.get("train_cpu_s") for r in rows}
+    known = [v for v in cpu.values() if v is not None]
+    cpu_label = "training CPU time" + ("" if len(known) == len(cpu) else
+                                       f" ({len(known)} of {len(cpu)} models recorded it)")
     mono = {r["model_dir"]: r.get("mono_eval_s") or 0.0 for r in rows}
-    return {"train": sum(train.values()), "train (CPU s)": sum(train_cpu.values()),
+    return {"train": sum(train.values()), cpu_label: sum(known),
             "monolithic evaluation": sum(mono.values()),
             "decompose": sum(r["decompose_s"] for r in rows),
             "of which XLA compile": sum(r["decompose_compile_s"] for r in rows),

@@ -316,3 +316,16 @@ def test_bidirectional_cells_and_read_only_model_caches(tmp_path):
     assert cached and sorted(os.listdir(ro)) == before
     assert not os.path.exists(tmp_path / "own")
     assert (got["rnn_0"]["kernel"] == params["rnn_0"]["kernel"]).all()
+
+
+def test_phase_totals_count_training_once_and_say_which_models_recorded_cpu_time():
+    row = lambda m, cpu: {"model_dir": m, "train_s": 10.0, "train_cpu_s": cpu,  # noqa: E731
+                          "mono_eval_s": 1.0, "decompose_s": 2.0, "decompose_compile_s": 0.5,
+                          "compose_s": 3.0, "metrics_s": 0.25}
+    rows = [row("a", 15.0), row("a", 15.0), row("b", None), row("c", 5.0)]
+    got = table2_report.phase_totals(rows)
+    assert got["train"] == 30.0 and got["monolithic evaluation"] == 3.0
+    assert got["training CPU time (2 of 3 models recorded it)"] == 20.0
+    assert got["decompose"] == 8.0 and got["compose"] == 12.0
+    full = table2_report.phase_totals([row("a", 15.0), row("c", 5.0)])
+    assert full["training CPU time"] == 20.0
