@@ -288,8 +288,8 @@ def module_scores(decomp: Decomposition, params, x, dec_in=None, *, batch_size: 
         modules and applies each module's column mask to it (rolled: one mask; unrolled: the
         step's row of a ``[T, gH]`` table); ``False`` projects each module's inputs with its
         own masked weights (same scores to float32 rounding). Sharing measured faster in
-        both modes on a 2-core CPU (``docs/benchmarks.md``, CLINC-sized LSTM-1: 0.58-0.64x C
-        forward passes rolled, 0.63-0.69x unrolled, against 0.93x unrolled per module).
+        both modes on a 2-core CPU (``docs/benchmarks.md``, CLINC-sized LSTM-1: 0.64-0.74x C
+        forward passes rolled and unrolled, against 0.82-0.95x per module).
       row_chunk: about how many examples of a batch run at a time inside the compiled call
         (:func:`row_chunk_for`): ``None`` (default) — :data:`CPU_ROW_CHUNK` on a CPU, where a
         step's gates for all modules then stay in cache, and whole batches on accelerators;
