@@ -251,11 +251,12 @@ def scores(words: Dict[int, list], refs_by_lang, data, first: int, unseen) -> Di
     language, on the first ``first`` pairs, on all, and on those with a source unseen in
     training (``unseen``: positions per language; ``None`` if none)."""
     from modjax import translation
-    from modjax.data.tokenizer import standardize_keep_brackets
+    from modjax.data.tokenizer import standardization
 
-    # the Tatoeba loader's target standardisation; references rebuilt from ids (the synthetic
-    # task) are already in that form and come out unchanged
-    score = functools.partial(translation.score_language, standardize=standardize_keep_brackets)
+    # the standardisation the data's targets went through (the Tatoeba loader's); references
+    # rebuilt from ids (the synthetic task, None) are already in the model's form
+    std = None if data.target_standardize is None else standardization(data.target_standardize)
+    score = functools.partial(translation.score_language, standardize=std)
     out = {}
     for lang, w in words.items():
         start = f"[start{data.class_names[lang]}]"

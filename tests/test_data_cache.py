@@ -111,3 +111,20 @@ def test_options_that_are_not_json_are_not_cached(tmp_path):
     assert cache.cached_dataset("clinc", str(tmp_path.parent), {"t": object()}, build,
                                 cache_dir=str(tmp_path / "c")) == "built"
     assert calls == [1] and not (tmp_path / "c").exists()
+
+
+def test_entries_keep_every_field_of_the_task(tmp_path):
+    """A cached task reads back with its metadata, the target standardisation included."""
+    from modjax.data.base import TaskData
+
+    z = np.arange(6, dtype=np.int32).reshape(2, 3)
+    task = TaskData(name="t", io="encoder_decoder", x_train=z, y_train=z, x_test=z, y_test=z,
+                    class_names=("fr", "de"), vocab_size=6, in_len=3, out_len=3,
+                    decoder_input_train=z, decoder_input_test=z, target_vocab={"": 0, "a": 2},
+                    target_vocab_size=3, target_standardize="keep_brackets", notes="n")
+    path = tmp_path / "entry.npz"
+    path.write_bytes(cache._to_bytes(task))
+    back = cache._from_file(str(path))
+    _same(back, task)
+    assert back.target_standardize == "keep_brackets"
+    assert back.target_vocab == task.target_vocab and back.target_vocab_size == 3

@@ -12,6 +12,7 @@ from modjax.data import (IO_OF, TaskData, default_data_dir, load_brown, load_cli
 from modjax.data.brown import read_brown
 from modjax.data.clinc import clinc_texts
 from modjax.data.text import clean_clinc, clinc_tokens, shuffle_split_indices
+from modjax.data.tokenizer import standardization
 from modjax.data.universal_tagset import UNIVERSAL_TAGS, map_brown_tag
 from tests.ci import in_ci
 
@@ -158,6 +159,12 @@ def test_tatoeba(data_dir):
     starts = np.array([tv["[start" + l + "]"] for l in d.class_names])
     np.testing.assert_array_equal(d.decoder_input_train[:, 0], starts[d.concern_train])
     assert d.vocab_size <= 30000 and d.target_vocab_size == 30000
+    # the data says how its targets were standardised: every target-vocabulary word is in that
+    # form, and a raw reference put through it gives the words the model was trained on
+    assert d.target_standardize == "keep_brackets"
+    std = standardization(d.target_standardize)
+    assert all(std(w) == w for w in list(tv)[2:200])
+    assert std("[startfr] Où est-il ? [endfr]").split() == ["[startfr]", "où", "estil", "[endfr]"]
 
 
 def test_tatoeba_motivating(data_dir):

@@ -132,3 +132,31 @@ def test_skipping_rules_that_cannot_match_changes_no_token():
     for t in list(xtr) + list(xte):
         c = clean_clinc(t)
         assert word_tokenize(c) == _naive_word_tokenize(c), c
+
+
+def test_named_standardizations_and_their_errors():
+    from modjax.data.tokenizer import STANDARDIZATIONS, standardization
+
+    assert standardization("keep_brackets") is standardize_keep_brackets
+    assert set(STANDARDIZATIONS) == {"lower_and_strip_punctuation", "lower", "strip_punctuation",
+                                     "keep_brackets"}
+    assert TextVectorization(standardize="keep_brackets").tokens("[endfr] A, b") == [
+        "[endfr]", "a", "b"]
+    assert TextVectorization(standardize=None).tokens("A, b") == ["A,", "b"]
+    for bad in ("upper", 3, ["lower"]):
+        with pytest.raises(ValueError, match="standardize must be one of"):
+            TextVectorization(standardize=bad)
+
+
+def test_task_data_checks_its_target_standardization():
+    import numpy as np
+
+    from modjax.data.base import TaskData
+
+    z = np.zeros((2, 3), np.int32)
+    kw = dict(name="t", io="encoder_decoder", x_train=z, y_train=z, x_test=z, y_test=z,
+              class_names=("fr",), vocab_size=4, in_len=3, out_len=3)
+    assert TaskData(**kw, target_standardize="keep_brackets").target_standardize == "keep_brackets"
+    assert TaskData(**kw).target_standardize is None
+    with pytest.raises(ValueError, match="target_standardize must be None or one of"):
+        TaskData(**kw, target_standardize="brackets")

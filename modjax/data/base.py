@@ -42,6 +42,10 @@ class TaskData:
     * ``vocab``: word -> id of the input tokenizer (``None`` for synthetic data without words).
     * ``target_vocab``: word -> id of the decoder side (encoder-decoder only).
     * ``vocab_size``: Embedding input size (largest id + 1); ``target_vocab_size`` likewise.
+    * ``target_standardize`` (encoder-decoder only): the name of the standardisation the
+      decoder side's texts went through (:data:`modjax.data.tokenizer.STANDARDIZATIONS`), so
+      that references can be compared with decoded words in the same form; ``None`` when the
+      targets were not standardised (or come from ids).
     """
 
     name: str
@@ -62,10 +66,17 @@ class TaskData:
     target_vocab: Optional[dict] = None
     target_vocab_size: Optional[int] = None
     notes: str = ""
+    target_standardize: Optional[str] = None
 
     def __post_init__(self):
         if self.io not in IO_TYPES:
             raise ValueError(f"io must be one of {IO_TYPES}, got {self.io!r}")
+        if self.target_standardize is not None:
+            from modjax.data.tokenizer import STANDARDIZATIONS
+
+            if self.target_standardize not in STANDARDIZATIONS:
+                raise ValueError(f"target_standardize must be None or one of "
+                                 f"{sorted(STANDARDIZATIONS)}, got {self.target_standardize!r}")
 
     @property
     def num_classes(self) -> int:

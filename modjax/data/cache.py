@@ -29,7 +29,7 @@ import numpy as np
 from modjax.data.base import TaskData
 
 #: Raised whenever a loader's output for the same files and options changes.
-PREPROCESSING_VERSION = 1
+PREPROCESSING_VERSION = 2
 
 #: The source folder (under the data folder) each cached dataset is read from.
 SOURCE_FOLDERS = {"mathqa": "mathqa", "clinc": "clinc", "toxic": "toxicity", "brown": "brown",

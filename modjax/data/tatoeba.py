@@ -32,7 +32,11 @@ import numpy as np
 
 from modjax.data.base import TaskData
 from modjax.data.text import check_source, data_folder, hf_load, read_text_file, synthetic
-from modjax.data.tokenizer import TextVectorization, standardize_keep_brackets
+from modjax.data.tokenizer import TextVectorization
+
+#: The target side's standardisation (:func:`modjax.data.tokenizer.standardize_keep_brackets`):
+#: lower-case, no punctuation, ``[`` and ``]`` kept so that the language tags stay one token.
+TARGET_STANDARDIZE = "keep_brackets"
 
 TARGETS = ("fr", "de", "it")
 HF_REPO = "Helsinki-NLP/tatoeba_mt"
@@ -71,7 +75,7 @@ def build_task(name, train, evalp, languages, *, src_len=20, tgt_len=20, max_tok
     """Vectorise train/eval pairs (adapting on train) into an encoder-decoder :class:`TaskData`."""
     sv = TextVectorization(max_tokens=max_tokens, output_sequence_length=src_len).adapt([p[0] for p in train])
     tv = TextVectorization(max_tokens=max_tokens, output_sequence_length=tgt_len + 1,
-                           standardize=standardize_keep_brackets).adapt([p[1] for p in train])
+                           standardize=TARGET_STANDARDIZE).adapt([p[1] for p in train])
     lang_id = {l: i for i, l in enumerate(languages)}
 
     def enc(ps):
@@ -85,7 +89,8 @@ def build_task(name, train, evalp, languages, *, src_len=20, tgt_len=20, max_tok
     return TaskData(name=name, io="encoder_decoder", x_train=xtr, y_train=ytr, x_test=xte, y_test=yte,
                     class_names=tuple(languages), vocab_size=sv.vocabulary_size(), in_len=src_len, out_len=tgt_len,
                     vocab=sv.vocab, decoder_input_train=dtr, decoder_input_test=dte, concern_train=ctr,
-                    concern_test=cte, target_vocab=tv.vocab, target_vocab_size=tv.vocabulary_size(), notes=notes)
+                    concern_test=cte, target_vocab=tv.vocab, target_vocab_size=tv.vocabulary_size(), notes=notes,
+                    target_standardize=TARGET_STANDARDIZE)
 
 
 def _select(parts, eval_split):

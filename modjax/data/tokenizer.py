@@ -210,6 +210,24 @@ def standardize_keep_brackets(text: str) -> str:
     return _STRIP_KEEP_BRACKETS.sub("", _ascii_lower(text))
 
 
+#: Text standardisations by name (``TextVectorization(standardize=...)`` and
+#: :attr:`modjax.data.base.TaskData.target_standardize`): ``str -> str``.
+STANDARDIZATIONS: Dict[str, Callable[[str], str]] = {
+    "lower_and_strip_punctuation": standardize_lower_strip,
+    "lower": _ascii_lower,
+    "strip_punctuation": lambda t: _STRIP_ALL.sub("", t),
+    "keep_brackets": standardize_keep_brackets,
+}
+
+
+def standardization(name: str) -> Callable[[str], str]:
+    """The standardisation called ``name`` (a key of :data:`STANDARDIZATIONS`)."""
+    if not isinstance(name, str) or name not in STANDARDIZATIONS:
+        raise ValueError(f"standardize must be one of {sorted(STANDARDIZATIONS)}, None or a "
+                         f"callable, got {name!r}")
+    return STANDARDIZATIONS[name]
+
+
 #: ``TextVectorization``'s unknown-word token (id 1).
 UNKNOWN = "[UNK]"
 
@@ -221,8 +239,9 @@ class TextVectorization:
       max_tokens: vocabulary size including ``''`` (id 0) and ``'[UNK]'`` (id 1); ``None`` = no cap.
       output_sequence_length: pad (with 0, at the end) or cut (at the end) to this length;
         ``None`` pads to the longest text of each call.
-      standardize: ``"lower_and_strip_punctuation"`` (default), ``"lower"``, ``"strip_punctuation"``,
-        ``None`` or a callable ``str -> str``.
+      standardize: a name from :data:`STANDARDIZATIONS` (``"lower_and_strip_punctuation"``,
+        the default; ``"lower"``, ``"strip_punctuation"``, ``"keep_brackets"``), ``None`` or a
+        callable ``str -> str``.
     """
 
     def __init__(self, max_tokens: Optional[int] = None, output_sequence_length: Optional[int] = None,
@@ -231,18 +250,12 @@ class TextVectorization:
             raise ValueError(f"max_tokens must be None or an int >= 3, got {max_tokens!r}")
         if output_sequence_length is not None and (not isinstance(output_sequence_length, int) or output_sequence_length < 1):
             raise ValueError(f"output_sequence_length must be None or a positive int, got {output_sequence_length!r}")
-        named = {
-            "lower_and_strip_punctuation": standardize_lower_strip,
-            "lower": _ascii_lower,
-            "strip_punctuation": lambda t: _STRIP_ALL.sub("", t),
-            None: lambda t: t,
-        }
         if callable(standardize):
             self._standardize = standardize
-        elif standardize in named:
-            self._standardize = named[standardize]
+        elif standardize is None:
+            self._standardize = lambda t: t
         else:
-            raise ValueError(f"standardize must be one of {sorted(k for k in named if k)}, None or a callable, got {standardize!r}")
+            self._standardize = standardization(standardize)
         self.max_tokens = max_tokens
         self.output_sequence_length = output_sequence_length
         self._vocab: List[str] = ["", UNKNOWN]
