@@ -203,6 +203,8 @@ def iterative_removal_order(params, x, y, counts: Sequence[int], *, config, n_po
     done = 0
     g = np.zeros(shape)
     for k in counts:
+        if k == done and done > 0:  # a repeated count removes nothing: no gradient pass
+            continue
         g = np.asarray(_contrast_gradients(params, xs, ws, jnp.asarray(keep), config=config,
                                            u_mask=u_mask), np.float64)
         if k == done:
